@@ -1,0 +1,54 @@
+"""Backend registry: built-in backends plus any registered under the entry-point group
+``assetbuild.backends`` (``name = "package.module:Class"``), so third parties can add their own.
+
+Only the backend's module is imported to list it; backends import their heavy libraries in
+``load``/``generate``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from functools import lru_cache
+
+from .base import Backend, BackendUnavailable, Request, Result
+
+__all__ = ["Backend", "BackendUnavailable", "Request", "Result", "names", "get", "create"]
+
+ENTRY_POINT_GROUP = "assetbuild.backends"
+
+BUILTIN = {
+    "espeak": "assetbuild.backends.espeak:EspeakBackend",
+    "procedural": "assetbuild.backends.procedural:ProceduralBackend",
+}
+
+
+@lru_cache(maxsize=1)
+def _targets() -> dict[str, str]:
+    from importlib.metadata import entry_points
+
+    targets = dict(BUILTIN)
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        targets.setdefault(ep.name, ep.value)
+    return targets
+
+
+def names() -> list[str]:
+    return sorted(_targets())
+
+
+@lru_cache(maxsize=None)
+def get(name: str) -> type:
+    """The backend class registered as ``name``. KeyError when unknown."""
+    target = _targets()[name]
+    module, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+_instances: dict[str, Backend] = {}
+
+
+def create(name: str) -> Backend:
+    """One instance per backend per process, so a loaded model is reused."""
+    if name not in _instances:
+        _instances[name] = get(name)()
+    return _instances[name]

@@ -1,0 +1,1 @@
+"""Planning, caching and running a build: manifest -> plan -> generate -> process -> export."""

@@ -1,0 +1,64 @@
+"""Cache keys: the hash of every input of a stage, like Bazel's action keys.
+
+The generate key covers what changes the generated audio; the process key covers the generate
+key plus every mastering and encoding setting. Each key also keeps a short digest per input so
+``plan`` can say *why* a stage must run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from ..manifest.fields import GENERATE, PROCESS
+from ..manifest.model import Asset, entry_fields
+
+# Bump when the meaning of a key changes (a new input, a changed processing chain).
+GENERATE_VERSION = 1
+PROCESS_VERSION = 1
+
+_KIND_FIELDS = {kind: entry_fields(kind) for kind in ("dialogue", "ambience", "music", "sfx")}
+# Inputs that are tracked elsewhere in the key (backend by name + fingerprint; seed per take).
+_NOT_INPUTS = {"backend", "seed", "id"}
+
+
+def canonical(obj: Any) -> bytes:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def digest(obj: Any) -> str:
+    return hashlib.sha256(canonical(obj)).hexdigest()
+
+
+def generate_inputs(asset: Asset, fingerprint: dict[str, Any]) -> dict[str, Any]:
+    fields = _KIND_FIELDS[asset.kind]
+    inputs = {k: v for k, v in asset.values.items()
+              if k not in _NOT_INPUTS and fields.get(k) is not None and fields[k].stage == GENERATE}
+    inputs.update({
+        "key version": GENERATE_VERSION,
+        "kind": asset.kind,
+        "backend": asset.backend,
+        "backend version": fingerprint,
+        "seed": asset.seed,
+        "voice settings": asset.settings,
+    })
+    return inputs
+
+
+def process_inputs(asset: Asset, generate_key: str, sample_rate: int) -> dict[str, Any]:
+    fields = _KIND_FIELDS[asset.kind]
+    inputs = {k: v for k, v in asset.values.items()
+              if fields.get(k) is not None and fields[k].stage == PROCESS}
+    # loop changes generation (a loopable render) and processing (loop points).
+    inputs.update({"processing version": PROCESS_VERSION, "generated audio": generate_key,
+                   "sample_rate": sample_rate, "loop": asset.values.get("loop", False)})
+    return inputs
+
+
+def input_digests(inputs: dict[str, Any]) -> dict[str, str]:
+    """An 8-hex digest per input, recorded in the lockfile so `plan` can name what changed.
+
+    Computed only for stages that run: a no-op build hashes each stage's inputs once.
+    """
+    return {name: digest(value)[:8] for name, value in inputs.items()}

@@ -1,0 +1,68 @@
+"""``assetbuild.lock`` (reviewed, committed) and ``.assetbuild/state.json`` (local, not committed).
+
+The lockfile records per asset its stage keys, a digest per input (so `plan` can say what
+changed), the output file and its hash, duration and loudness. It is JSON with sorted keys and
+one value per line, so diffs read well in review.
+
+The state file remembers how each output looked on disk (size, mtime, inode) when placed, so a
+no-op build checks outputs with a stat instead of hashing them, as Ninja does.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+LOCK_VERSION = 1
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` via a temp file in the same folder and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8", newline="\n") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def read_lock(path: Path) -> dict[str, dict[str, Any]]:
+    """Assets recorded in the lockfile (empty when missing or unreadable)."""
+    data = read_json(path)
+    if not data or data.get("version") != LOCK_VERSION or not isinstance(data.get("assets"), dict):
+        return {}
+    return data["assets"]
+
+
+def render_lock(assets: dict[str, dict[str, Any]]) -> str:
+    return json.dumps({"version": LOCK_VERSION, "assets": assets}, sort_keys=True, indent=1,
+                      ensure_ascii=False) + "\n"
+
+
+def write_if_changed(path: Path, text: str) -> bool:
+    try:
+        if path.read_text(encoding="utf-8") == text:
+            return False
+    except OSError:
+        pass
+    atomic_write_text(path, text)
+    return True
+
+
+def stat_signature(path: Path) -> list[int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return [st.st_size, st.st_mtime_ns, st.st_ino]

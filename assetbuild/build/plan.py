@@ -1,0 +1,126 @@
+"""Decide, for every asset, which stages must run and why.
+
+An asset is *fresh* when the lockfile has its current process key and its output file is on
+disk exactly as this tool left it (size, mtime, inode). Otherwise the first stage that has no
+cache entry for its key runs, and every later one after it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .. import backends
+from ..backends.base import Request
+from ..manifest.model import EXTENSIONS, Asset, Manifest
+from . import keys
+from .cache import Cache
+from .lock import stat_signature
+
+FRESH, PLACE, PROCESS, GENERATE = "fresh", "place", "process", "generate"
+
+# Speech runs at roughly 14 characters per second; used only for plan totals.
+CHARS_PER_SECOND = 14.0
+
+@dataclass
+class Item:
+    asset: Asset
+    request: Request
+    generate_key: str
+    process_key: str
+    generate_inputs: dict[str, Any]
+    process_inputs: dict[str, Any]
+    file: str  # output path relative to the output folder, with '/' separators
+    action: str = FRESH
+    reasons: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Plan:
+    manifest: Manifest
+    items: list[Item]
+    removed: dict[str, dict[str, Any]]  # lockfile entries of assets no longer in the manifest
+
+    def with_action(self, *actions: str) -> list[Item]:
+        return [i for i in self.items if i.action in actions]
+
+    def totals(self) -> dict[str, Any]:
+        gen = self.with_action(GENERATE)
+        chars = sum(len(i.request.text or "") for i in gen)
+        seconds = sum(i.request.duration or 0.0 for i in gen if i.request.kind != "dialogue")
+        seconds += sum(len(i.request.text or "") / CHARS_PER_SECOND for i in gen if i.request.kind == "dialogue")
+        return {
+            "entries": len(self.items),
+            "generate": len(gen),
+            "process": len(self.with_action(PROCESS)),
+            "place": len(self.with_action(PLACE)),
+            "fresh": len(self.with_action(FRESH)),
+            "remove": len(self.removed),
+            "characters": chars,
+            "seconds": round(seconds, 1),
+        }
+
+
+def request_for(asset: Asset) -> Request:
+    v = asset.values
+    return Request(id=asset.id, kind=asset.kind, seed=asset.seed, text=v.get("text"), prompt=v.get("prompt"),
+                   duration=v.get("duration"), loop=bool(v.get("loop", False)), emotion=v.get("emotion"),
+                   settings=dict(asset.settings))
+
+
+def output_file(asset: Asset) -> str:
+    return f"{asset.kind}/{asset.id}{EXTENSIONS[asset.values['format']]}"
+
+
+def make_plan(manifest: Manifest, cache: Cache, lock: dict[str, dict[str, Any]],
+              state: dict[str, Any]) -> Plan:
+    fingerprints: dict[tuple[str, bytes], dict[str, Any]] = {}
+    items = []
+    for asset in manifest.assets:
+        request = request_for(asset)
+        memo = (asset.backend, keys.canonical(asset.settings))
+        if memo not in fingerprints:
+            fingerprints[memo] = backends.create(asset.backend).fingerprint(request)
+        g_inputs = keys.generate_inputs(asset, fingerprints[memo])
+        g_key = keys.digest(g_inputs)
+        p_inputs = keys.process_inputs(asset, g_key, manifest.sample_rate)
+        p_key = keys.digest(p_inputs)
+        item = Item(asset, request, g_key, p_key, g_inputs, p_inputs, output_file(asset))
+        _decide(item, manifest.output_dir, cache, lock.get(asset.id), state.get(asset.id))
+        items.append(item)
+    current = {a.id for a in manifest.assets}
+    removed = {k: v for k, v in lock.items() if k not in current}
+    return Plan(manifest, items, removed)
+
+
+def _decide(item: Item, output_dir: Path, cache: Cache, locked: dict[str, Any] | None,
+            placed: dict[str, Any] | None) -> None:
+    if locked and locked.get("process") == item.process_key and locked.get("file") == item.file:
+        if placed and placed.get("file") == item.file and placed.get("sig") == stat_signature(
+                output_dir / item.file):
+            item.action = FRESH
+            return
+    if cache.has_entry("process", item.process_key):
+        item.action = PLACE
+        item.reasons = ["output missing or changed on disk"] if locked else ["new entry (found in cache)"]
+    elif cache.has_entry("generate", item.generate_key):
+        item.action = PROCESS
+        item.reasons = _why(locked, "process", item.process_inputs, item.process_key)
+    else:
+        item.action = GENERATE
+        item.reasons = _why(locked, "generate", item.generate_inputs, item.generate_key)
+
+
+def _why(locked: dict[str, Any] | None, stage: str, inputs: dict[str, Any], key: str) -> list[str]:
+    if not locked:
+        return ["new entry"]
+    if locked.get(stage) == key:
+        return ["not in cache"]
+    old = locked.get("inputs", {}).get(stage, {})
+    new = keys.input_digests(inputs)
+    changed = [name for name in new if old.get(name) != new[name]]
+    changed = [n for n in changed if n != "generated audio"] or changed
+    if changed == ["generated audio"]:
+        return ["regenerated"]
+    return [f"{name} changed" for name in changed] or ["inputs changed"]

@@ -1,0 +1,399 @@
+"""The scheduler: run a plan's stages, place outputs, write the lockfile and metadata.
+
+Generate jobs are grouped by backend and model. Backends that declare ``parallel = True``
+(cheap CPU models such as the embedded ones) run in a process pool sized by ``jobs``; heavy
+ones run in one background thread of this process, group after group, so only one heavy
+model is resident at a time (load, run all its batches, unload). Processing always runs in the
+pool. A failing asset never stops the others.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+from .. import backends
+from ..errors import UsageError
+from ..export.metadata import asset_record, render_assetpack
+from ..manifest.model import Manifest
+from . import keys
+from .cache import Cache
+from .lock import read_json, read_lock, render_lock, stat_signature, write_if_changed
+from .plan import FRESH, GENERATE, PLACE, PROCESS, Item, Plan, make_plan
+from .worker import CacheMiss, ProcessJob, generate_batch, unload
+from .worker import process as process_job
+
+Event = Callable[[str, dict[str, Any]], None]
+
+
+@dataclass
+class Options:
+    cache_dir: Path | None = None
+    jobs: int = 0  # 0: one per core
+    copy: bool = False
+    locked: bool = False
+
+
+@dataclass
+class BuildResult:
+    plan: Plan
+    generated: int = 0
+    processed: int = 0
+    placed: int = 0
+    removed: int = 0
+    failures: list[dict[str, str]] = field(default_factory=list)
+    locked_mismatch: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def reused(self) -> int:
+        return len(self.plan.items) - self.generated - len(self.failures)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "generated": self.generated,
+            "processed": self.processed,
+            "reused": self.reused,
+            "failed": len(self.failures),
+            "removed": self.removed,
+            "assets": len(self.plan.items),
+            "seconds": round(self.seconds, 3),
+            "failures": self.failures,
+        }
+
+
+def project_paths(manifest: Manifest, cache_dir: Path | None) -> tuple[Path, Path, Path]:
+    """(cache root, lockfile, state file) for a manifest."""
+    state_dir = manifest.root / ".assetbuild"
+    env = os.environ.get("ASSETBUILD_CACHE")
+    cache = Path(cache_dir) if cache_dir else Path(env) if env else state_dir / "cache"
+    return cache, manifest.root / "assetbuild.lock", state_dir / "state.json"
+
+
+def plan_build(manifest: Manifest, cache_dir: Path | None = None) -> Plan:
+    cache_root, lock_path, state_path = project_paths(manifest, cache_dir)
+    state = read_json(state_path) or {}
+    return make_plan(manifest, Cache(cache_root), read_lock(lock_path), state.get("outputs", {}))
+
+
+def build(manifest: Manifest, options: Options, on_event: Event = lambda kind, data: None) -> BuildResult:
+    start = time.perf_counter()
+    cache_root, lock_path, state_path = project_paths(manifest, options.cache_dir)
+    with _exclusive(manifest.root / ".assetbuild"):
+        cache = Cache(cache_root)
+        lock = read_lock(lock_path)
+        state = read_json(state_path) or {}
+        outputs_state: dict[str, Any] = dict(state.get("outputs", {}))
+        plan = make_plan(manifest, cache, lock, outputs_state)
+        result = BuildResult(plan)
+        if options.locked:
+            result.locked_mismatch = [
+                {"id": i.asset.id, "action": i.action, "reasons": i.reasons} for i in plan.items
+                if i.action in (GENERATE, PROCESS) or lock.get(i.asset.id, {}).get("process") != i.process_key
+            ]
+            if result.locked_mismatch:
+                result.seconds = time.perf_counter() - start
+                return result
+        records = _previous_records(manifest, state)
+        for item in plan.items:
+            if item.action == FRESH and item.asset.id not in records:
+                # Its metadata is gone (assetpack.json edited or deleted): take it from the cache.
+                entry = cache.get_entry("process", item.process_key)
+                if entry is not None:
+                    records[item.asset.id] = entry["record"]
+                else:
+                    item.action = PROCESS if cache.has_entry("generate", item.generate_key) else GENERATE
+                    item.reasons = ["metadata missing"]
+        on_event("plan", plan.totals())
+        if any(i.action != FRESH for i in plan.items):
+            cache.clean_tmp()
+            _clean_output_temps(manifest.output_dir)
+            _Runner(manifest, options, cache, plan, result, on_event).run(records)
+        new_lock = dict(lock)
+        for item in plan.items:
+            aid = item.asset.id
+            if aid in result_failed(result):
+                continue
+            built = records.get(aid)
+            if built is None:
+                continue
+            old = lock.get(aid)
+            if old and old.get("file") != item.file:
+                _unlink(manifest.output_dir / old["file"])
+            new_lock[aid] = _lock_entry(item, built, old)
+            outputs_state[aid] = {"file": item.file, "sig": stat_signature(manifest.output_dir / item.file)}
+        for aid, entry in plan.removed.items():
+            _unlink(manifest.output_dir / entry.get("file", ""))
+            new_lock.pop(aid, None)
+            outputs_state.pop(aid, None)
+            records.pop(aid, None)
+            result.removed += 1
+        current = {i.asset.id: i for i in plan.items}
+        pack = render_assetpack(manifest, [asset_record(current[a].asset, current[a].file, r)
+                                           for a, r in records.items() if a in current])
+        pack_path = manifest.output_dir / "assetpack.json"
+        write_if_changed(pack_path, pack)
+        write_if_changed(lock_path, render_lock(new_lock))
+        new_state = {"version": 1, "outputs": outputs_state, "assetpack": stat_signature(pack_path)}
+        write_if_changed(state_path, _json(new_state))
+    result.seconds = time.perf_counter() - start
+    on_event("finish", result.summary())
+    return result
+
+
+def result_failed(result: BuildResult) -> set[str]:
+    return {f["id"] for f in result.failures}
+
+
+def _lock_entry(item: Item, built: dict[str, Any], old: dict[str, Any] | None) -> dict[str, Any]:
+    if old and old.get("process") == item.process_key and "inputs" in old:
+        inputs = old["inputs"]
+    else:
+        inputs = {"generate": keys.input_digests(item.generate_inputs),
+                  "process": keys.input_digests(item.process_inputs)}
+    return {
+        "kind": item.asset.kind,
+        "backend": item.asset.backend,
+        "generate": item.generate_key,
+        "process": item.process_key,
+        "file": item.file,
+        "sha256": built["sha256"],
+        "duration": built["duration"],
+        "loudness": built["loudness"],
+        "inputs": inputs,
+    }
+
+
+def _previous_records(manifest: Manifest, state: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Per-asset records of the last assetpack.json, if it is still the file we wrote."""
+    path = manifest.output_dir / "assetpack.json"
+    if not state.get("assetpack") or state["assetpack"] != stat_signature(path):
+        return {}
+    doc = read_json(path) or {}
+    return {r["id"]: r for r in doc.get("assets", []) if isinstance(r, dict) and "id" in r}
+
+
+class _Runner:
+    def __init__(self, manifest: Manifest, options: Options, cache: Cache, plan: Plan, result: BuildResult,
+                 on_event: Event):
+        self.manifest, self.options, self.cache, self.plan = manifest, options, cache, plan
+        self.result, self.on_event = result, on_event
+        self.items = {i.asset.id: i for i in plan.items}
+        self.pending: dict[Future, tuple[str, Any]] = {}
+        self.jobs = options.jobs or os.cpu_count() or 1
+
+    # -- entry points ----------------------------------------------------------------------
+    def run(self, records: dict[str, dict[str, Any]]) -> None:
+        self.records = records
+        work = [i for i in self.plan.items if i.action != FRESH]
+        heavy_items = [i for i in work if i.action == GENERATE and not backends.get(i.asset.backend).parallel]
+        self.workers = max(1, min(self.jobs, len(work)))
+        self._pool: ProcessPoolExecutor | None = None
+        try:
+            with ThreadPoolExecutor(1) as heavy:
+                self.heavy = heavy
+                for item in work:
+                    if item.action == PLACE:
+                        self.place(item)
+                    elif item.action == PROCESS:
+                        self.submit_process(item)
+                self.submit_generate([i for i in work if i.action == GENERATE and i not in heavy_items],
+                                     heavy=False)
+                self.submit_generate(heavy_items, heavy=True)
+                while self.pending:
+                    done, _ = wait(list(self.pending), return_when=FIRST_COMPLETED)
+                    for future in done:
+                        self.complete(future)
+                heavy.submit(_unload_all).result()
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True, cancel_futures=True)
+
+    @property
+    def pool(self) -> ProcessPoolExecutor:
+        """Started on first use: a build that only places cached files needs no workers."""
+        if self._pool is None:
+            import multiprocessing
+
+            # forkserver/spawn: never fork this (possibly multi-threaded) process directly.
+            method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+            self._pool = ProcessPoolExecutor(max_workers=self.workers,
+                                             mp_context=multiprocessing.get_context(method))
+        return self._pool
+
+    # -- stages ----------------------------------------------------------------------------
+    def submit_generate(self, items: list[Item], heavy: bool) -> None:
+        groups: dict[tuple[str, str], list[Item]] = {}
+        for item in items:
+            model = keys.canonical(item.generate_inputs["backend version"]).decode()
+            groups.setdefault((item.asset.backend, model), []).append(item)
+        root = str(self.cache.root)
+        for (name, _), group in sorted(groups.items()):
+            cls = backends.get(name)
+            size = max(1, min(cls.max_batch, math.ceil(len(group) / self.jobs) if not heavy else cls.max_batch))
+            for start in range(0, len(group), size):
+                batch = group[start:start + size]
+                jobs = [(i.generate_key, i.request) for i in batch]
+                if heavy:
+                    future = self.heavy.submit(_heavy_batch, root, name, jobs)
+                else:
+                    future = self.pool.submit(generate_batch, root, name, jobs)
+                self.pending[future] = ("generate", [i.asset.id for i in batch])
+
+    def submit_process(self, item: Item) -> None:
+        v = item.asset.values
+        job = ProcessJob(item.asset.id, item.generate_key, item.process_key, v["format"], v["bit_depth"],
+                         self.manifest.sample_rate, v["channels"], v["loudness"], v["true_peak"],
+                         bool(v.get("loop", False)))
+        self.pending[self.pool.submit(process_job, str(self.cache.root), job)] = ("process", item.asset.id)
+
+    def complete(self, future: Future) -> None:
+        stage, what = self.pending.pop(future)
+        if stage == "generate":
+            try:
+                outcomes = future.result()
+            except Exception as exc:  # the worker died (e.g. killed): fail the batch, keep going
+                outcomes = [(aid, f"worker failed: {exc}") for aid in what]
+            for aid, error in outcomes:
+                if error:
+                    self.fail(aid, error)
+                else:
+                    self.result.generated += 1
+                    self.submit_process(self.items[aid])
+            return
+        item = self.items[what]
+        try:
+            record = future.result()
+        except CacheMiss:
+            self.regenerate(item)
+            return
+        except Exception as exc:
+            self.fail(what, _one_line(exc))
+            return
+        self.result.processed += 1
+        self.finish(item, record, "generated" if item.action == GENERATE else "processed")
+
+    def place(self, item: Item) -> None:
+        entry = self.cache.get_entry("process", item.process_key)
+        blob = self.cache.verified_blob(entry["file"]) if entry else None
+        if blob is None:  # corrupt or vanished: never export it, rebuild instead
+            if self.cache.has_entry("generate", item.generate_key):
+                item.action = PROCESS
+                self.submit_process(item)
+            else:
+                self.regenerate(item)
+            return
+        self.finish(item, entry["record"], "placed", blob)
+
+    def regenerate(self, item: Item) -> None:
+        if item.action == GENERATE and item.reasons == ["cache entry corrupt"]:
+            self.fail(item.asset.id, "generated audio could not be read back from the cache")
+            return
+        item.action, item.reasons = GENERATE, ["cache entry corrupt"]
+        self.submit_generate([item], heavy=not backends.get(item.asset.backend).parallel)
+
+    def finish(self, item: Item, record: dict[str, Any], status: str, blob: Path | None = None) -> None:
+        dest = self.manifest.output_dir / item.file
+        try:
+            blob = blob or self.cache.blob_path(record["sha256"])
+            place_file(blob, dest, self.options.copy)
+        except OSError as exc:
+            self.fail(item.asset.id, f"cannot write {dest}: {exc.strerror or exc}")
+            return
+        if status == "placed":
+            self.result.placed += 1
+        self.records[item.asset.id] = record
+        self.on_event("asset", {"id": item.asset.id, "kind": item.asset.kind, "status": status,
+                                "file": item.file, "generator": record.get("generator"),
+                                "target_met": record.get("target_met", True)})
+
+    def fail(self, asset_id: str, error: str) -> None:
+        self.result.failures.append({"id": asset_id, "error": error})
+        self.on_event("failed", {"id": asset_id, "error": error})
+
+
+def _heavy_batch(root: str, name: str, jobs: list[tuple[str, Any]]) -> list[tuple[str, str | None]]:
+    # Runs on the single heavy thread: switching backend unloads the previous one first.
+    global _resident
+    if _resident not in (None, name):
+        unload(_resident)
+    _resident = name
+    return generate_batch(root, name, jobs)
+
+
+_resident: str | None = None
+
+
+def _unload_all() -> None:
+    global _resident
+    if _resident is not None:
+        unload(_resident)
+        _resident = None
+
+
+def place_file(blob: Path, dest: Path, copy: bool = False) -> None:
+    """Put a cached file at ``dest`` atomically: hardlink (or copy) to a temp name, then rename."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
+    _unlink(tmp)
+    if not copy:
+        try:
+            os.link(blob, tmp)
+        except OSError:  # other filesystem, or links not allowed: copy instead
+            copy = True
+    if copy:
+        shutil.copyfile(blob, tmp)
+    os.replace(tmp, dest)
+
+
+def _clean_output_temps(output_dir: Path) -> None:
+    if output_dir.exists():
+        for tmp in output_dir.rglob(".*.tmp"):
+            _unlink(tmp)
+
+
+def _unlink(path: Path) -> None:
+    try:
+        if path.is_file():
+            path.unlink()
+    except OSError:
+        pass
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _json(obj: Any) -> str:
+    import json
+
+    return json.dumps(obj, sort_keys=True, separators=(",", ":")) + "\n"
+
+
+@contextmanager
+def _exclusive(state_dir: Path) -> Iterator[None]:
+    """One build per project at a time."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    with open(state_dir / "build.lock", "a+") as f:
+        try:
+            import fcntl
+        except ImportError:  # Windows: no advisory lock; builds are not expected to overlap there
+            yield
+            return
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UsageError(f"another assetbuild is running on this project ({state_dir})") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)

@@ -1,0 +1,151 @@
+"""Stage functions run in worker processes (or in the main process for heavy models).
+
+They read inputs from and write results to the cache only, so a killed build loses at most
+the jobs that were running, and whatever finished is reused by the next build.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from typing import Any
+
+from .. import backends
+from ..backends.base import Request
+from .cache import Cache
+
+
+class CacheMiss(Exception):
+    """An input entry is missing or corrupt: the earlier stage must run again."""
+
+
+@dataclass(frozen=True)
+class ProcessJob:
+    asset_id: str
+    generate_key: str
+    process_key: str
+    format: str
+    bit_depth: int
+    sample_rate: int
+    channels: int
+    loudness: float
+    true_peak: float
+    loop: bool
+
+
+_loaded: set[str] = set()
+
+
+def generate_batch(cache_root: str, backend_name: str, jobs: list[tuple[str, Request]],
+                   keep_loaded: bool = True) -> list[tuple[str, str | None]]:
+    """Generate ``jobs`` (generate key, request) with one backend; store each result.
+
+    Returns (asset id, error or None) per job. A failing batch is retried one job at a time
+    so one bad entry does not fail its neighbours.
+    """
+    backend = backends.create(backend_name)
+    if backend_name not in _loaded:
+        backend.load()
+        _loaded.add(backend_name)
+    cache = Cache(cache_root)
+    try:
+        results = backend.generate([r for _, r in jobs])
+        if len(results) != len(jobs):
+            raise RuntimeError(f"backend '{backend_name}' returned {len(results)} results for {len(jobs)} requests")
+    except Exception as exc:
+        if len(jobs) == 1:
+            return [(jobs[0][1].id, _message(exc))]
+        out: list[tuple[str, str | None]] = []
+        for job in jobs:
+            out.extend(generate_batch(cache_root, backend_name, [job]))
+        return out
+    finally:
+        if not keep_loaded:
+            unload(backend_name)
+    out = []
+    for (key, request), result in zip(jobs, results):
+        try:
+            store_generated(cache, key, result)
+            out.append((request.id, None))
+        except Exception as exc:
+            out.append((request.id, _message(exc)))
+    return out
+
+
+def unload(backend_name: str) -> None:
+    if backend_name in _loaded:
+        backends.create(backend_name).unload()
+        _loaded.discard(backend_name)
+
+
+def store_generated(cache: Cache, key: str, result: backends.Result) -> None:
+    import numpy as np
+
+    audio = np.asarray(result.audio, dtype=np.float32)
+    if audio.ndim not in (1, 2) or audio.size == 0:
+        raise ValueError(f"backend returned no audio (shape {audio.shape})")
+    if not np.isfinite(audio).all():
+        raise ValueError("backend returned audio with NaN or infinite samples")
+    buf = io.BytesIO()
+    np.save(buf, audio, allow_pickle=False)
+    sha = cache.put_bytes(buf.getvalue())
+    cache.put_entry("generate", key, {"audio": sha, "sample_rate": int(result.sample_rate),
+                                      "meta": result.meta, "blobs": [sha]})
+
+
+def load_generated(cache: Cache, key: str) -> tuple[Any, int, dict[str, Any]]:
+    import numpy as np
+
+    entry = cache.get_entry("generate", key)
+    blob = cache.verified_blob(entry["audio"]) if entry else None
+    if blob is None:
+        raise CacheMiss(key)
+    return np.load(blob, allow_pickle=False), entry["sample_rate"], entry.get("meta", {})
+
+
+def process(cache_root: str, job: ProcessJob) -> dict[str, Any]:
+    """Master and encode one generated asset; store the file; return its metadata."""
+    from ..audio.master import Settings, master
+    from ..export.audiofile import write_audio
+    from .cache import file_sha256
+
+    cache = Cache(cache_root)
+    audio, sr, meta = load_generated(cache, job.generate_key)
+    settings = Settings(job.sample_rate, job.channels, job.loudness, job.true_peak, job.loop)
+    mastered, info = master(audio, sr, settings)
+    loop = info["loop"]
+    tmp = cache.temp_file("." + job.format)
+    write_audio(tmp, mastered, job.sample_rate, format=job.format, bit_depth=job.bit_depth,
+                loop=(loop["start"], loop["end"]) if loop else None)
+    sha = file_sha256(tmp)
+    cache.put_file(tmp)
+    record = {
+        "duration": round(len(mastered) / job.sample_rate, 6),
+        "frames": len(mastered),
+        "sample_rate": job.sample_rate,
+        "channels": job.channels,
+        "loudness": _round(info["loudness"]),
+        "loudness_mode": info["mode"],
+        "loudness_target": job.loudness,
+        "gain_db": _round(info["gain_db"]),
+        "true_peak": _round(info["true_peak"]),
+        "true_peak_ceiling": job.true_peak,
+        "target_met": bool(info["target_met"]),
+        "loop": loop,
+        "sha256": sha,
+        "model": meta.get("model"),
+    }
+    for key in ("generator", "notes", "words"):
+        if key in meta:
+            record[key] = meta[key]
+    cache.put_entry("process", job.process_key, {"file": sha, "record": record, "blobs": [sha]})
+    return record
+
+
+def _round(x: float) -> float | None:
+    return None if x is None or x != x or abs(x) == float("inf") else round(float(x), 2)
+
+
+def _message(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return text or type(exc).__name__

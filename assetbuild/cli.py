@@ -1,0 +1,242 @@
+"""Command-line interface: a thin layer over manifest, build and export.
+
+Only click and the standard library are imported here at start-up; each command imports
+what it needs, so `assetbuild --help` starts fast.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import sys
+from pathlib import Path
+from typing import NoReturn
+
+import click
+
+from . import __version__
+
+DEFAULT_MANIFEST = "assetbuild.toml"
+manifest_arg = click.argument("manifest", default=DEFAULT_MANIFEST, type=click.Path(dir_okay=False))
+cache_opt = click.option("--cache-dir", type=click.Path(file_okay=False), envvar="ASSETBUILD_CACHE",
+                         help="Cache folder (default .assetbuild/cache beside the manifest; env ASSETBUILD_CACHE).")
+
+
+class _Group(click.Group):
+    def resolve_command(self, ctx: click.Context, args: list[str]):  # type: ignore[override]
+        name = args[0] if args else ""
+        if name and not name.startswith("-") and self.get_command(ctx, name) is None:
+            close = difflib.get_close_matches(name, self.list_commands(ctx), n=1)
+            hint = f" Did you mean '{close[0]}'?" if close else ""
+            ctx.fail(f"No such command '{name}'.{hint}")
+        return super().resolve_command(ctx, args)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="assetbuild")
+def main() -> None:
+    """Build game audio assets from a TOML manifest.
+
+    Generates each dialogue line, ambience bed, music theme and sound effect with a backend,
+    masters it to its loudness target and writes engine-ready files plus assetpack.json.
+    Only what changed is rebuilt.
+    """
+
+
+def _fail_usage(exc: Exception) -> NoReturn:
+    problems = getattr(exc, "problems", None) or [exc]
+    for p in problems:
+        click.echo(f"error: {p}", err=True)
+    if len(problems) > 1:
+        click.echo(f"{len(problems)} problems; nothing was built.", err=True)
+    sys.exit(2)
+
+
+def _load(manifest: str):
+    from .errors import UsageError
+    from .manifest import load
+
+    try:
+        return load(manifest)
+    except UsageError as exc:
+        _fail_usage(exc)
+
+
+@main.command()
+@manifest_arg
+@click.option("--locked", is_flag=True, help="Fail (exit 1) if anything would be generated or re-processed.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON summary object on stdout.")
+@click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
+@click.option("-j", "--jobs", type=click.IntRange(min=1), help="Worker processes (default: one per core).")
+@click.option("--copy", is_flag=True, help="Copy outputs instead of hardlinking them from the cache.")
+@cache_opt
+def build(manifest: str, locked: bool, as_json: bool, quiet: bool, jobs: int | None, copy: bool,
+          cache_dir: str | None) -> None:
+    """Generate, master and export every asset in MANIFEST that changed."""
+    from .build.run import Options
+    from .build.run import build as run_build
+    from .errors import UsageError
+    from .progress import Reporter
+
+    m = _load(manifest)
+    reporter = Reporter(quiet=quiet or as_json, stream=sys.stderr)
+    options = Options(cache_dir=Path(cache_dir) if cache_dir else None, jobs=jobs or 0, copy=copy, locked=locked)
+    try:
+        with reporter:
+            result = run_build(m, options, reporter.event)
+    except UsageError as exc:
+        _fail_usage(exc)
+    except KeyboardInterrupt:
+        click.echo("interrupted; finished work is cached and will be reused", err=True)
+        sys.exit(130)
+    if result.locked_mismatch:
+        if as_json:
+            click.echo(json.dumps({"locked": False, "mismatch": result.locked_mismatch}))
+        else:
+            click.echo(f"error: --locked: {len(result.locked_mismatch)} assets differ from assetbuild.lock:",
+                       err=True)
+            for item in result.locked_mismatch:
+                click.echo(f"  {item['id']}: would {item['action']} ({', '.join(item['reasons']) or 'keys changed'})",
+                           err=True)
+        sys.exit(1)
+    summary = result.summary()
+    if as_json:
+        click.echo(json.dumps(summary))
+    elif not quiet or summary["failed"]:
+        reporter.summary(summary)
+    sys.exit(1 if summary["failed"] else 0)
+
+
+@main.command()
+@manifest_arg
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
+@cache_opt
+def plan(manifest: str, as_json: bool, cache_dir: str | None) -> None:
+    """Show what a build would generate or re-process, and why."""
+    from .build.run import plan_build
+
+    m = _load(manifest)
+    p = plan_build(m, Path(cache_dir) if cache_dir else None)
+    totals = p.totals()
+    if as_json:
+        items = [{"id": i.asset.id, "kind": i.asset.kind, "action": i.action, "reasons": i.reasons}
+                 for i in p.items if i.action != "fresh"]
+        click.echo(json.dumps({"totals": totals, "items": items, "remove": sorted(p.removed)}))
+        return
+    for i in p.items:
+        if i.action != "fresh":
+            click.echo(f"{i.action:<9} {i.asset.kind}/{i.asset.id}: {', '.join(i.reasons)}")
+    for aid in sorted(p.removed):
+        click.echo(f"{'remove':<9} {p.removed[aid].get('file', aid)}: no longer in the manifest")
+    click.echo(f"{totals['entries']} assets: {totals['generate']} to generate, {totals['process']} to re-process, "
+               f"{totals['place']} to restore from cache, {totals['fresh']} up to date, {totals['remove']} to remove; "
+               f"{totals['characters']} characters of speech, about {totals['seconds']:g} s of audio to generate")
+
+
+@main.command()
+@manifest_arg
+def clean(manifest: str) -> None:
+    """Remove the built outputs (the cache is kept)."""
+    from .build.lock import read_lock
+    from .build.run import project_paths
+
+    m = _load(manifest)
+    _, lock_path, state_path = project_paths(m, None)
+    removed = 0
+    files = [a.get("file", "") for a in read_lock(lock_path).values()] + ["assetpack.json"]
+    for rel in files:
+        path = m.output_dir / rel
+        if rel and path.is_file():
+            path.unlink()
+            removed += 1
+    state_path.unlink(missing_ok=True)
+    for sub in sorted(m.output_dir.rglob("*"), reverse=True) if m.output_dir.exists() else []:
+        if sub.is_dir() and not any(sub.iterdir()):
+            sub.rmdir()
+    click.echo(f"removed {removed} files from {m.output_dir}")
+
+
+@main.group()
+def cache() -> None:
+    """Manage the content-addressed cache."""
+
+
+@cache.command("gc")
+@manifest_arg
+@cache_opt
+def cache_gc(manifest: str, cache_dir: str | None) -> None:
+    """Delete cache entries the lockfile does not reference."""
+    from .build.cache import Cache
+    from .build.lock import read_lock
+    from .build.run import project_paths
+
+    m = _load(manifest)
+    root, lock_path, _ = project_paths(m, Path(cache_dir) if cache_dir else None)
+    lock = read_lock(lock_path)
+    keep = {"generate": {a["generate"] for a in lock.values()}, "process": {a["process"] for a in lock.values()}}
+    removed, freed = Cache(root).gc(keep)
+    click.echo(f"removed {removed} cache entries, freed {freed / 1e6:.1f} MB")
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+def backends(as_json: bool) -> None:
+    """List backends, the kinds they serve and whether they can run here."""
+    from . import backends as registry
+
+    rows = []
+    for name in registry.names():
+        try:
+            cls = registry.get(name)
+            reason = cls().availability()
+            kinds = sorted(cls.kinds)
+        except Exception as exc:  # a broken plugin is reported, not fatal
+            reason, kinds = f"cannot be imported: {exc}", []
+        rows.append({"name": name, "kinds": kinds, "available": reason is None, "reason": reason})
+    if as_json:
+        click.echo(json.dumps(rows))
+        return
+    for r in rows:
+        status = "available" if r["available"] else f"unavailable: {r['reason']}"
+        click.echo(f"{r['name']:<12} {', '.join(r['kinds']):<24} {status}")
+
+
+@main.command()
+@click.argument("path", default=DEFAULT_MANIFEST, type=click.Path(dir_okay=False))
+@click.option("--force", is_flag=True, help="Overwrite an existing file.")
+def init(path: str, force: bool) -> None:
+    """Write a commented starter manifest."""
+    from .manifest.schema import render
+    from .starter import STARTER
+
+    target = Path(path)
+    if target.exists() and not force:
+        click.echo(f"error: {target} already exists (use --force to overwrite)", err=True)
+        sys.exit(2)
+    schema = target.parent / ".assetbuild" / "assetbuild.schema.json"
+    schema.parent.mkdir(parents=True, exist_ok=True)
+    schema.write_text(render(), encoding="utf-8")
+    target.write_text(STARTER.format(name=target.resolve().parent.name), encoding="utf-8")
+    click.echo(f"wrote {target}; build it with: assetbuild build {target}")
+
+
+@main.command(hidden=True)
+def schema() -> None:
+    """Print the manifest's JSON Schema."""
+    from .manifest.schema import render
+
+    click.echo(render(), nl=False)
+
+
+def run() -> None:
+    # Piped output (e.g. `| head`) closing early is not an error.
+    try:
+        main()
+    except BrokenPipeError:
+        os._exit(0)
+
+
+if __name__ == "__main__":
+    run()
+

@@ -1,0 +1,94 @@
+"""Declarative description of manifest keys.
+
+One table of :class:`Field` objects drives the validator, the published JSON Schema, the
+manifest reference and which cache stage a key belongs to, so they cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+# Which cache key a field feeds. "generate": changes the generated audio (regenerate).
+# "process": changes only mastering/encoding (re-process). "meta": metadata only.
+GENERATE, PROCESS, META = "generate", "process", "meta"
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    type: str  # "str" | "int" | "float" | "bool"
+    doc: str
+    required: bool = False
+    default: Any = None
+    minimum: float | None = None
+    maximum: float | None = None
+    exclusive_minimum: bool = False
+    choices: tuple[Any, ...] | None = None
+    min_length: int | None = None
+    stage: str = GENERATE
+
+    def check(self, value: Any) -> tuple[Any, str | None]:
+        """Return (normalised value, problem or None)."""
+        t = self.type
+        if t == "bool":
+            if not isinstance(value, bool):
+                return value, f"expected true or false, got {_describe(value)}"
+        elif t == "int":
+            if isinstance(value, bool) or not isinstance(value, int):
+                return value, f"expected an integer, got {_describe(value)}"
+        elif t == "float":
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                return value, f"expected a number, got {_describe(value)}"
+            value = float(value)
+            if value != value or value in (float("inf"), float("-inf")):
+                return value, "expected a finite number"
+        elif t == "str":
+            if not isinstance(value, str):
+                return value, f"expected a string, got {_describe(value)}"
+            if self.min_length and len(value.strip()) < self.min_length:
+                return value, "must not be empty"
+        if self.choices is not None and value not in self.choices:
+            return value, "expected one of " + ", ".join(_show(c) for c in self.choices) + f", got {_show(value)}"
+        if self.minimum is not None:
+            if self.exclusive_minimum and not value > self.minimum:
+                return value, f"must be greater than {_num(self.minimum)}, got {_num(value)}"
+            if not self.exclusive_minimum and value < self.minimum:
+                return value, f"must be at least {_num(self.minimum)}, got {_num(value)}"
+        if self.maximum is not None and value > self.maximum:
+            return value, f"must be at most {_num(self.maximum)}, got {_num(value)}"
+        return value, None
+
+    def json_schema(self) -> dict[str, Any]:
+        js: dict[str, Any] = {
+            "type": {"str": "string", "int": "integer", "float": "number", "bool": "boolean"}[self.type],
+            "description": self.doc,
+        }
+        if self.choices is not None:
+            js["enum"] = list(self.choices)
+        if self.minimum is not None:
+            js["exclusiveMinimum" if self.exclusive_minimum else "minimum"] = self.minimum
+        if self.maximum is not None:
+            js["maximum"] = self.maximum
+        if self.min_length:
+            js["minLength"] = self.min_length
+        if self.default is not None:
+            js["default"] = self.default
+        return js
+
+
+def _num(v: Any) -> str:
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def _show(v: Any) -> str:
+    return f'"{v}"' if isinstance(v, str) else _num(v)
+
+
+def _describe(value: Any) -> str:
+    names = {str: "a string", bool: "a boolean", int: "an integer", float: "a number",
+             list: "an array", dict: "a table"}
+    for typ, name in names.items():
+        if type(value) is typ:
+            return f"{name} ({value!r})" if typ in (str, int, float, bool) else name
+    return type(value).__name__

@@ -1,0 +1,295 @@
+"""Read a TOML manifest, layer the defaults and validate every key.
+
+Every problem is collected (not just the first) and raised together as a ManifestError, each
+naming the file, the entry and the field.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from .. import backends
+from ..errors import ManifestError, Problem, UsageError
+from .fields import Field
+from .model import (
+    BUILTIN_DEFAULTS,
+    KINDS,
+    PROJECT_FIELDS,
+    VOICE_FIELDS,
+    Asset,
+    Manifest,
+    entry_fields,
+    id_problem,
+)
+
+TOP_LEVEL = ("project", "defaults", "voices") + KINDS
+OPUS_RATES = (8000, 12000, 16000, 24000, 48000)
+
+
+def derive_seed(asset_id: str) -> int:
+    """Stable seed for an entry without one: the same id always gets the same seed."""
+    return int.from_bytes(hashlib.sha256(asset_id.encode()).digest()[:4], "big")
+
+
+def did_you_mean(word: str, options: list[str] | tuple[str, ...]) -> str:
+    close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def read_toml(path: Path, shown: str) -> dict[str, Any]:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise UsageError([Problem(shown, "", "no such manifest (create one with `assetbuild init`)")]) from None
+    except OSError as exc:
+        raise UsageError([Problem(shown, "", f"cannot read: {exc.strerror}")]) from None
+    try:
+        return tomllib.loads(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ManifestError([Problem(shown, "", "is not UTF-8 text")]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ManifestError([Problem(shown, "", f"TOML syntax error: {exc}")]) from None
+
+
+def load(path: str | os.PathLike[str]) -> Manifest:
+    """Load and validate the manifest at ``path``; raise ManifestError listing every problem."""
+    path = Path(path)
+    shown = str(path)
+    raw = read_toml(path, shown)
+    return _Validator(path.resolve(), shown, raw).run()
+
+
+class _Validator:
+    def __init__(self, path: Path, shown: str, raw: dict[str, Any]):
+        self.path, self.file, self.raw = path, shown, raw
+        self.problems: list[Problem] = []
+        self.backend_names = backends.names()
+
+    def problem(self, where: str, message: str, field: str | None = None) -> None:
+        self.problems.append(Problem(self.file, where, message, field))
+
+    # -- helpers ---------------------------------------------------------------------------
+    def table(self, value: Any, where: str, field: str | None = None) -> dict[str, Any] | None:
+        if isinstance(value, dict):
+            return value
+        self.problem(where, f"expected a table, got {type(value).__name__}", field)
+        return None
+
+    def check_fields(self, table: dict[str, Any], fields: dict[str, Field], where: str,
+                     skip: tuple[str, ...] = ()) -> dict[str, Any]:
+        """Type-check ``table`` against ``fields``; report unknown keys. Return the valid values."""
+        good = {}
+        for key, value in table.items():
+            if key in skip:
+                continue
+            spec = fields.get(key)
+            if spec is None:
+                self.problem(where, "unknown key" + did_you_mean(key, sorted(fields)), key)
+                continue
+            value, issue = spec.check(value)
+            if issue:
+                self.problem(where, issue, key)
+            else:
+                good[key] = value
+        return good
+
+    def backend_settings(self, name: str) -> dict[str, Field]:
+        try:
+            return {f.name: f for f in backends.get(name).settings}
+        except KeyError:
+            return {}
+        except Exception as exc:  # a broken third-party plugin must not crash validation
+            self.problem("", f"backend '{name}' could not be imported: {exc}")
+            return {}
+
+    def check_backend(self, name: str, kind: str, where: str, field: str = "backend") -> bool:
+        if name not in self.backend_names:
+            self.problem(where, f"unknown backend '{name}'" + did_you_mean(name, self.backend_names)
+                         + "; see `assetbuild backends`", field)
+            return False
+        kinds = backends.get(name).kinds
+        if kind not in kinds:
+            self.problem(where, f"backend '{name}' cannot generate {kind} (it serves: "
+                         + ", ".join(sorted(kinds)) + ")", field)
+            return False
+        return True
+
+    # -- sections --------------------------------------------------------------------------
+    def run(self) -> Manifest:
+        for key in self.raw:
+            if key not in TOP_LEVEL:
+                self.problem("", "unknown top-level key" + did_you_mean(key, TOP_LEVEL), key)
+        project = self.project()
+        defaults, kind_defaults = self.defaults()
+        voices = self.voices()
+        manifest = Manifest(path=self.path, voices=voices, **project)
+        seen: dict[str, str] = {}
+        for kind in KINDS:
+            entries = self.raw.get(kind, [])
+            if not isinstance(entries, list):
+                self.problem("", f"expected an array of tables ([[{kind}]]), got {type(entries).__name__}", kind)
+                continue
+            for index, entry in enumerate(entries, 1):
+                for asset in self.entry(kind, index, entry, defaults, kind_defaults.get(kind, {}), voices,
+                                        manifest.sample_rate):
+                    folded = asset.id.lower()
+                    if folded in seen:
+                        self.problem(asset.where, f"duplicate id '{asset.id}' (also used by {seen[folded]}; "
+                                     "ids must be unique across all kinds, ignoring case)", "id")
+                    else:
+                        seen[folded] = asset.where
+                        manifest.assets.append(asset)
+        if self.problems:
+            raise ManifestError(self.problems)
+        return manifest
+
+    def project(self) -> dict[str, Any]:
+        fields = {f.name: f for f in PROJECT_FIELDS}
+        table = self.table(self.raw.get("project", {}), "[project]") or {}
+        values = {f.name: f.default for f in PROJECT_FIELDS}
+        values["name"] = self.path.parent.name or "assetbuild"
+        values.update(self.check_fields(table, fields, "[project]"))
+        output = self.path.parent / values.pop("output")
+        return {"name": values["name"], "version": values["version"], "output_dir": output,
+                "sample_rate": values["sample_rate"]}
+
+    def defaults(self) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+        table = self.table(self.raw.get("defaults", {}), "[defaults]") or {}
+        all_fields: dict[str, Field] = {}
+        per_kind: dict[str, dict[str, Field]] = {}
+        for kind in KINDS:
+            fields = entry_fields(kind)
+            for name in self.backend_names:
+                cls = self._backend_class(name)
+                if cls is not None and kind in cls.kinds:
+                    fields.update(self.backend_settings(name))
+            fields.pop("id")
+            per_kind[kind] = fields
+            all_fields.update(fields)
+        glob = self.check_fields(table, all_fields, "[defaults]", skip=KINDS)
+        kinds = {}
+        for kind in KINDS:
+            if kind in table:
+                sub = self.table(table[kind], f"[defaults.{kind}]")
+                if sub is not None:
+                    kinds[kind] = self.check_fields(sub, per_kind[kind], f"[defaults.{kind}]")
+        for where, values in [("[defaults]", glob)] + [(f"[defaults.{k}]", v) for k, v in kinds.items()]:
+            if "backend" in values and values["backend"] not in self.backend_names:
+                self.problem(where, f"unknown backend '{values['backend']}'"
+                             + did_you_mean(values["backend"], self.backend_names), "backend")
+        return glob, kinds
+
+    def _backend_class(self, name: str) -> type | None:
+        try:
+            return backends.get(name)
+        except Exception:
+            return None
+
+    def voices(self) -> dict[str, dict[str, Any]]:
+        table = self.table(self.raw.get("voices", {}), "[voices]") or {}
+        voices = {}
+        default_backend = BUILTIN_DEFAULTS["dialogue"]["backend"]
+        for name, voice in table.items():
+            where = f"[voices.{name}]"
+            voice = self.table(voice, where)
+            if voice is None:
+                continue
+            backend = voice.get("backend", default_backend)
+            if not isinstance(backend, str):
+                self.problem(where, "expected a string", "backend")
+                continue
+            if not self.check_backend(backend, "dialogue", where):
+                continue
+            fields = {f.name: f for f in VOICE_FIELDS} | self.backend_settings(backend)
+            values = self.check_fields(voice, fields, where)
+            values["backend"] = backend
+            voices[name] = values
+        return voices
+
+    def entry(self, kind: str, index: int, entry: Any, defaults: dict[str, Any],
+              kind_defaults: dict[str, Any], voices: dict[str, dict[str, Any]],
+              sample_rate: int) -> list[Asset]:
+        where = f"{kind} #{index}"
+        if not isinstance(entry, dict):
+            self.problem(where, f"expected a table, got {type(entry).__name__}")
+            return []
+        before = len(self.problems)
+        asset_id = entry.get("id")
+        if asset_id is None:
+            self.problem(where, 'is required: a unique name such as "intro_01"', "id")
+        elif not isinstance(asset_id, str):
+            self.problem(where, f"expected a string, got {type(asset_id).__name__}", "id")
+        elif (issue := id_problem(asset_id)) is not None:
+            self.problem(where, issue, "id")
+        else:
+            where = f'{kind} "{asset_id}"'
+
+        # Which backend: entry > voice > [defaults.KIND] > [defaults] > built-in.
+        voice_name = entry.get("voice", kind_defaults.get("voice", defaults.get("voice")))
+        voice = voices.get(voice_name) if isinstance(voice_name, str) else None
+        if kind == "dialogue" and isinstance(voice_name, str) and voice is None:
+            known = ", ".join(sorted(voices)) or "none defined"
+            self.problem(where, f"unknown voice '{voice_name}' (voices: {known})"
+                         + did_you_mean(voice_name, sorted(voices)), "voice")
+        backend = entry.get("backend")
+        if backend is not None and voice is not None and backend != voice["backend"]:
+            self.problem(where, f"is '{backend}' but voice '{voice_name}' uses '{voice['backend']}'", "backend")
+        if backend is None:
+            backend = (voice or {}).get("backend") or kind_defaults.get("backend") or defaults.get(
+                "backend") or BUILTIN_DEFAULTS[kind]["backend"]
+        if not isinstance(backend, str):
+            self.problem(where, f"expected a string, got {type(backend).__name__}", "backend")
+            return []
+        if not self.check_backend(backend, kind, where):
+            return []
+
+        fields = entry_fields(kind)
+        settings_fields = self.backend_settings(backend)
+        allowed = fields | settings_fields
+        given = self.check_fields(entry, allowed, where)
+        for f in fields.values():
+            if f.required and f.name not in entry:
+                self.problem(where, "is required: " + f.doc[0].lower() + f.doc[1:], f.name)
+
+        values = {f.name: f.default for f in fields.values() if f.default is not None}
+        values.update(BUILTIN_DEFAULTS[kind])
+        for layer in (defaults, kind_defaults):
+            values.update({k: v for k, v in layer.items() if k in fields})
+        values.update({k: v for k, v in given.items() if k in fields})
+        values["backend"] = backend
+
+        settings = {f.name: f.default for f in settings_fields.values() if f.default is not None}
+        for layer in (defaults, kind_defaults, voice or {}, given):
+            settings.update({k: v for k, v in layer.items() if k in settings_fields})
+
+        fmt = values.get("format")
+        if fmt == "opus" and sample_rate not in OPUS_RATES:
+            self.problem(where, f"opus needs a project sample_rate of {', '.join(map(str, OPUS_RATES))} "
+                         f"(project has {sample_rate})", "format")
+        if fmt == "flac" and values.get("bit_depth") == 32:
+            self.problem(where, "flac supports 16 or 24 bits", "bit_depth")
+        if len(self.problems) > before:
+            return []
+
+        if kind == "dialogue":
+            values.setdefault("speaker", voice_name or "narrator")
+        base_seed = values.get("seed")
+        # Each take is cached on its own: the take count is not part of a take's key.
+        takes = values.pop("variations", 1)
+        common = dict(kind=kind, entry_id=asset_id, backend=backend, settings=settings,
+                      voice=voice_name if kind == "dialogue" else None)
+        if takes == 1:
+            seed = base_seed if base_seed is not None else derive_seed(asset_id)
+            return [Asset(id=asset_id, take=None, seed=seed, values=values, where=where, **common)]
+        out = []
+        for take in range(1, takes + 1):
+            take_id = f"{asset_id}_{take:02d}"
+            seed = (base_seed + take - 1) % 2**32 if base_seed is not None else derive_seed(take_id)
+            out.append(Asset(id=take_id, take=take, seed=seed, values=values,
+                             where=f'{kind} "{asset_id}" (take {take})', **common))
+        return out

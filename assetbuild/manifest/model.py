@@ -1,0 +1,142 @@
+"""The manifest format: which keys exist, their types, ranges, defaults and cache stage.
+
+Everything the validator, the JSON Schema (``manifests/assetbuild.schema.json``) and
+``docs/manifest.md`` say about the format comes from the tables in this module.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .fields import GENERATE, META, PROCESS, Field
+
+KINDS = ("dialogue", "ambience", "music", "sfx")
+
+EMOTIONS = ("neutral", "happy", "excited", "sad", "angry", "fearful", "surprised", "calm", "whisper")
+
+FORMATS = ("wav", "flac", "ogg", "opus")
+EXTENSIONS = {"wav": ".wav", "flac": ".flac", "ogg": ".ogg", "opus": ".opus"}
+
+SAMPLE_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 88200, 96000)
+
+PROJECT_FIELDS = (
+    Field("name", "str", "Project name, used in metadata and pack names. Default: the manifest's folder name.",
+          min_length=1, stage=META),
+    Field("version", "str", "Project version, recorded in assetpack.json.", default="0.1.0", stage=META),
+    Field("output", "str", "Output folder, relative to the manifest.", default="build/audio", min_length=1,
+          stage=META),
+    Field("sample_rate", "int", "Sample rate of every output file, in Hz.", default=48000,
+          choices=SAMPLE_RATES, stage=PROCESS),
+)
+
+# Keys every entry kind accepts.
+COMMON_FIELDS = (
+    Field("id", "str", "Unique asset id (across all kinds); also the file name. "
+          "Letters, digits, '_' and '-', starting with a letter or digit, at most 100 characters.",
+          required=True, stage=META),
+    Field("backend", "str", "Backend that generates the audio (see `assetbuild backends`).", stage=GENERATE),
+    Field("seed", "int", "Random seed. Default: a stable value derived from the id.",
+          minimum=0, maximum=2**32 - 1, stage=GENERATE),
+    Field("loudness", "float", "Loudness target in LUFS (integrated for clips of 3 s or more, "
+          "momentary-max for shorter ones).", minimum=-70, maximum=0, stage=PROCESS),
+    Field("true_peak", "float", "True-peak ceiling in dBTP.", default=-1.0, minimum=-20, maximum=0,
+          stage=PROCESS),
+    Field("format", "str", "Output file format.", default="wav", choices=FORMATS, stage=PROCESS),
+    Field("bit_depth", "int", "Bits per sample for wav/flac (32 = 32-bit float wav).", default=16,
+          choices=(16, 24, 32), stage=PROCESS),
+    Field("channels", "int", "Output channels: 1 (mono) or 2 (stereo).", choices=(1, 2), stage=PROCESS),
+)
+
+KIND_FIELDS: dict[str, tuple[Field, ...]] = {
+    "dialogue": (
+        Field("text", "str", "The line to speak.", required=True, min_length=1, stage=GENERATE),
+        Field("voice", "str", "Name of a `[voices.NAME]` table.", stage=META),
+        Field("speaker", "str", "Character who speaks the line (metadata). Default: the voice name.",
+              stage=META),
+        Field("emotion", "str", "Delivery of the line.", choices=EMOTIONS, stage=GENERATE),
+    ),
+    "ambience": (),
+    "music": (),
+    "sfx": (
+        Field("variations", "int", "Number of takes with different seeds: <id>_01, <id>_02, ...",
+              default=1, minimum=1, maximum=100, stage=GENERATE),
+    ),
+}
+_BED_FIELDS = (
+    Field("prompt", "str", "What to generate, in words (e.g. \"heavy rain with distant thunder\").",
+          required=True, min_length=1, stage=GENERATE),
+    Field("duration", "float", "Length in seconds. Default: 30 for ambience and music, "
+          "the effect's natural length for sfx.", minimum=0, exclusive_minimum=True, maximum=600,
+          stage=GENERATE),
+    Field("loop", "bool", "Render a seamless loop and mark its loop points.", default=False, stage=GENERATE),
+)
+for _kind in ("ambience", "music", "sfx"):
+    KIND_FIELDS[_kind] = _BED_FIELDS + KIND_FIELDS[_kind]
+
+VOICE_FIELDS = (
+    Field("backend", "str", "Backend that speaks with this voice.", stage=GENERATE),
+)
+
+# Built-in defaults, the bottom layer under [defaults] and [defaults.KIND].
+BUILTIN_DEFAULTS: dict[str, dict[str, Any]] = {
+    "dialogue": {"backend": "espeak", "loudness": -20.0, "channels": 1},
+    "ambience": {"backend": "procedural", "loudness": -27.0, "channels": 2, "duration": 30.0},
+    "music": {"backend": "procedural", "loudness": -24.0, "channels": 2, "duration": 30.0},
+    "sfx": {"backend": "procedural", "loudness": -20.0, "channels": 1},
+}
+
+ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,99}")
+# Names Windows refuses as file names, whatever the extension.
+RESERVED_NAMES = frozenset(
+    ["CON", "PRN", "AUX", "NUL"] + [f"COM{i}" for i in range(10)] + [f"LPT{i}" for i in range(10)]
+)
+
+
+def entry_fields(kind: str) -> dict[str, Field]:
+    return {f.name: f for f in COMMON_FIELDS + KIND_FIELDS[kind]}
+
+
+def id_problem(value: str) -> str | None:
+    if not ID_PATTERN.fullmatch(value):
+        return ("is not a safe file name: use letters, digits, '_' and '-', starting with a letter "
+                f"or digit, at most 100 characters (got {value!r})")
+    if value.upper() in RESERVED_NAMES:
+        return f"is a reserved file name on Windows (got {value!r})"
+    return None
+
+
+@dataclass(frozen=True)
+class Asset:
+    """One output file to build: an entry, or one take of an entry with variations."""
+
+    id: str
+    kind: str
+    entry_id: str  # the manifest entry it comes from (differs from id for variations)
+    take: int | None  # 1-based take number for variations, else None
+    backend: str
+    seed: int
+    values: dict[str, Any]  # every resolved entry key (defaults applied)
+    settings: dict[str, Any]  # backend settings: voice table merged with entry overrides
+    voice: str | None = None
+    where: str = ""  # 'dialogue "intro_01"', for messages
+
+    def stage_values(self, stage: str, fields: dict[str, Field]) -> dict[str, Any]:
+        return {k: v for k, v in self.values.items() if k in fields and fields[k].stage == stage}
+
+
+@dataclass
+class Manifest:
+    path: Path
+    name: str
+    version: str
+    output_dir: Path
+    sample_rate: int
+    voices: dict[str, dict[str, Any]] = field(default_factory=dict)
+    assets: list[Asset] = field(default_factory=list)
+
+    @property
+    def root(self) -> Path:
+        return self.path.parent

@@ -1,0 +1,92 @@
+"""Generated parts of the manifest reference: the key tables in docs/manifest.md and the JSON Schema.
+
+Regenerate both after changing the field tables::
+
+    python -m assetbuild.manifest.reference --write
+
+``tests/test_docs.py`` fails when either is out of date.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from .. import backends
+from .fields import Field
+from .model import BUILTIN_DEFAULTS, COMMON_FIELDS, KIND_FIELDS, KINDS, PROJECT_FIELDS, VOICE_FIELDS
+
+BEGIN, END = "<!-- BEGIN GENERATED: python -m assetbuild.manifest.reference --write -->", "<!-- END GENERATED -->"
+STAGE_NOTE = {"generate": "regenerates", "process": "re-processes", "meta": "metadata only"}
+
+
+def _range(f: Field) -> str:
+    if f.choices is not None:
+        return ", ".join(f"`{c}`" for c in f.choices)
+    parts = []
+    if f.minimum is not None:
+        parts.append(f"{'>' if f.exclusive_minimum else '>='} {f.minimum:g}")
+    if f.maximum is not None:
+        parts.append(f"<= {f.maximum:g}")
+    return ", ".join(parts)
+
+
+def _table(fields: tuple[Field, ...] | list[Field], defaults: dict | None = None) -> str:
+    rows = ["| key | type | allowed | default | on change | description |", "|---|---|---|---|---|---|"]
+    for f in fields:
+        default = (defaults or {}).get(f.name, f.default)
+        shown = "required" if f.required else ("" if default is None else f"`{str(default).lower() if isinstance(default, bool) else default}`")
+        rows.append(f"| `{f.name}` | {f.type} | {_range(f)} | {shown} | {STAGE_NOTE[f.stage]} | {f.doc} |")
+    return "\n".join(rows)
+
+
+def render() -> str:
+    out = [BEGIN, "", "### `[project]`", "", _table(PROJECT_FIELDS), "",
+           "### Keys of every entry", "", "Built-in defaults per kind:", "",
+           "| kind | backend | loudness | channels | duration |", "|---|---|---|---|---|"]
+    for kind in KINDS:
+        d = BUILTIN_DEFAULTS[kind]
+        out.append(f"| {kind} | `{d['backend']}` | {d['loudness']:g} | {d['channels']} | "
+                   f"{d.get('duration', 'natural length') if kind != 'dialogue' else 'length of the speech'} |")
+    out += ["", _table(COMMON_FIELDS), ""]
+    for kind in KINDS:
+        out += [f"### `[[{kind}]]`", "", _table(KIND_FIELDS[kind]), ""]
+    out += ["### `[voices.NAME]` and backend settings", "",
+            "A voice table holds `backend` plus that backend's settings. The same settings may also be "
+            "set on a single entry, or in `[defaults]`, to override the voice.", "", _table(VOICE_FIELDS), ""]
+    for name in backends.BUILTIN:
+        cls = backends.get(name)
+        if cls.settings:
+            out += [f"Settings of `{name}` ({', '.join(sorted(cls.kinds))}):", "", _table(cls.settings), ""]
+    out.append(END)
+    return "\n".join(out)
+
+
+def splice(doc: str) -> str:
+    """``doc`` with the generated section replaced by the current one."""
+    head, _, rest = doc.partition(BEGIN)
+    _, _, tail = rest.partition(END)
+    return head + render() + tail
+
+
+def main(argv: list[str]) -> int:
+    from .schema import render as render_schema
+
+    root = Path(__file__).resolve().parents[2]
+    targets = {root / "docs" / "manifest.md": lambda text: splice(text),
+               root / "manifests" / "assetbuild.schema.json": lambda text: render_schema()}
+    stale = []
+    for path, make in targets.items():
+        old = path.read_text(encoding="utf-8") if path.exists() else ""
+        new = make(old)
+        if new != old:
+            stale.append(path)
+            if "--write" in argv:
+                path.write_text(new, encoding="utf-8")
+    for path in stale:
+        print(("updated " if "--write" in argv else "out of date: ") + str(path))
+    return 1 if stale and "--write" not in argv else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

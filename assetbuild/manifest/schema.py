@@ -1,0 +1,79 @@
+"""JSON Schema of the manifest, generated from the same field tables the validator uses.
+
+Published as ``manifests/assetbuild.schema.json`` for TOML editors (Taplo / Even Better TOML);
+``tests/test_schema.py`` keeps the file in sync with this code.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .. import backends
+from .fields import Field
+from .model import KINDS, PROJECT_FIELDS, VOICE_FIELDS, entry_fields
+from .model import ID_PATTERN, RESERVED_NAMES
+
+SCHEMA_ID = "https://assetbuild.dev/schema/assetbuild.schema.json"
+
+
+def _props(fields: list[Field] | tuple[Field, ...]) -> dict[str, Any]:
+    return {f.name: f.json_schema() for f in fields}
+
+
+def _settings(kinds: tuple[str, ...]) -> list[Field]:
+    out: dict[str, Field] = {}
+    for name in backends.BUILTIN:  # only built-ins: the published file must not depend on plugins
+        cls = backends.get(name)
+        if cls.kinds & set(kinds):
+            out.update({f.name: f for f in cls.settings})
+    return list(out.values())
+
+
+def build_schema() -> dict[str, Any]:
+    kinds_defs: dict[str, Any] = {}
+    for kind in KINDS:
+        fields = list(entry_fields(kind).values()) + _settings((kind,))
+        props = _props(fields)
+        props["id"]["pattern"] = "^" + ID_PATTERN.pattern + "$"
+        props["id"]["not"] = {"enum": sorted(RESERVED_NAMES)}
+        props["backend"]["enum"] = sorted(backends.BUILTIN)
+        kinds_defs[kind] = {
+            "type": "object",
+            "additionalProperties": False,
+            "required": [f.name for f in fields if f.required],
+            "properties": props,
+        }
+    defaults_props: dict[str, Any] = {}
+    for kind in KINDS:
+        defaults_props.update({k: v for k, v in kinds_defs[kind]["properties"].items() if k != "id"})
+    kind_defaults = {
+        kind: {"type": "object", "additionalProperties": False,
+               "properties": {k: v for k, v in kinds_defs[kind]["properties"].items() if k != "id"}}
+        for kind in KINDS
+    }
+    voice = {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": _props(list(VOICE_FIELDS) + _settings(("dialogue",))),
+    }
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": SCHEMA_ID,
+        "title": "assetbuild manifest",
+        "description": "Game audio assets for `assetbuild build`. See docs/manifest.md.",
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "project": {"type": "object", "additionalProperties": False, "properties": _props(PROJECT_FIELDS)},
+            "defaults": {"type": "object", "additionalProperties": False,
+                         "properties": defaults_props | kind_defaults},
+            "voices": {"type": "object", "additionalProperties": voice},
+            **{kind: {"type": "array", "items": {"$ref": f"#/$defs/{kind}"}} for kind in KINDS},
+        },
+        "$defs": kinds_defs,
+    }
+
+
+def render() -> str:
+    return json.dumps(build_schema(), indent=2, sort_keys=False) + "\n"

@@ -1,0 +1,71 @@
+"""Build progress for people: a rich progress bar on a terminal, plain lines otherwise."""
+
+from __future__ import annotations
+
+from typing import Any, TextIO
+
+
+class Reporter:
+    def __init__(self, quiet: bool, stream: TextIO):
+        self.quiet, self.stream = quiet, stream
+        self.tty = stream.isatty()
+        self.progress = None
+        self.task = None
+        self.failed: list[dict[str, str]] = []
+
+    def __enter__(self) -> "Reporter":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None
+
+    def event(self, kind: str, data: dict[str, Any]) -> None:
+        if kind == "plan":
+            work = data["generate"] + data["process"] + data["place"]
+            if work and not self.quiet and self.tty:
+                from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+                self.progress = Progress(TextColumn("[bold]building"), BarColumn(), MofNCompleteColumn(),
+                                         TimeElapsedColumn(), TextColumn("{task.description}"),
+                                         transient=True, console=self._console())
+                self.progress.start()
+                self.task = self.progress.add_task("", total=work)
+        elif kind == "asset":
+            note = "" if data.get("target_met", True) else " (loudness target not met under the true-peak ceiling)"
+            line = f"{data['status']:<9} {data['file']}" + (f" [{data['generator']}]" if data.get("generator") else "")
+            self._advance(data["id"])
+            if not self.quiet and (not self.tty or note):
+                self._print(line + note)
+        elif kind == "failed":
+            self._advance(data["id"])
+            self._print(f"failed    {data['id']}: {data['error']}", force=True)
+
+    def summary(self, s: dict[str, Any]) -> None:
+        built = s["assets"] - s["failed"]
+        parts = [f"{built} assets ready: {s['generated']} generated, {s['reused']} reused from cache"]
+        if s["processed"] - s["generated"] > 0:
+            parts.append(f"{s['processed'] - s['generated']} re-processed")
+        if s["removed"]:
+            parts.append(f"{s['removed']} removed")
+        if s["failed"]:
+            parts.append(f"{s['failed']} failed")
+        self._print("; ".join(parts) + f" ({s['seconds']:.1f} s)", force=True)
+
+    def _advance(self, description: str) -> None:
+        if self.progress is not None:
+            self.progress.update(self.task, advance=1, description=description)
+
+    def _console(self):
+        from rich.console import Console
+
+        return Console(file=self.stream)
+
+    def _print(self, line: str, force: bool = False) -> None:
+        if self.quiet and not force:
+            return
+        if self.progress is not None:
+            self.progress.console.print(line, markup=False, highlight=False)
+        else:
+            print(line, file=self.stream, flush=True)

@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+SMALL = """\
+[project]
+name = "small"
+
+[voices.guide]
+backend = "espeak"
+voice = "en-us"
+
+[[dialogue]]
+id = "line_01"
+voice = "guide"
+text = "Welcome to the forest."
+
+[[dialogue]]
+id = "line_02"
+voice = "guide"
+text = "Follow the lanterns."
+emotion = "whisper"
+
+[[ambience]]
+id = "wind"
+prompt = "gentle wind"
+duration = 3
+loop = true
+
+[[sfx]]
+id = "coin"
+prompt = "coin pickup"
+variations = 2
+"""
+
+
+class Project:
+    """A temp project driven through the real CLI in a subprocess."""
+
+    def __init__(self, root: Path, text: str = SMALL):
+        self.root = root
+        self.manifest = root / "assetbuild.toml"
+        self.manifest.write_text(text)
+        self.out = root / "build" / "audio"
+
+    def run(self, *args: str, check: bool = True, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+        full_env = dict(os.environ, **(env or {}))
+        proc = subprocess.run([sys.executable, "-m", "assetbuild", *args], cwd=self.root, capture_output=True,
+                              text=True, env=full_env, timeout=300)
+        if check and proc.returncode not in (0, 1):
+            raise AssertionError(f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+        return proc
+
+    def build(self, *args: str, expect: int = 0) -> dict:
+        proc = self.run("build", str(self.manifest), "--json", *args)
+        assert proc.returncode == expect, proc.stdout + proc.stderr
+        assert "Traceback" not in proc.stderr, proc.stderr
+        return json.loads(proc.stdout)
+
+    def pack(self) -> dict:
+        return json.loads((self.out / "assetpack.json").read_text())
+
+    def edit(self, old: str, new: str) -> None:
+        text = self.manifest.read_text()
+        assert old in text
+        self.manifest.write_text(text.replace(old, new))
+
+
+@pytest.fixture
+def project(tmp_path):
+    return Project(tmp_path)
