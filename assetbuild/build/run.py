@@ -102,6 +102,13 @@ def build(manifest: Manifest, options: Options, on_event: Event = lambda kind, d
             if result.locked_mismatch:
                 result.seconds = time.perf_counter() - start
                 return result
+        pack_path = manifest.output_dir / "assetpack.json"
+        if (not plan.removed and all(i.action == FRESH for i in plan.items)
+                and state.get("manifest") == manifest.digest and state.get("assetpack") == stat_signature(pack_path)):
+            # Nothing to do, and the metadata was written from these very manifest bytes.
+            result.seconds = time.perf_counter() - start
+            on_event("finish", result.summary())
+            return result
         records = _previous_records(manifest, state)
         for item in plan.items:
             if item.action == FRESH and item.asset.id not in records:
@@ -139,10 +146,10 @@ def build(manifest: Manifest, options: Options, on_event: Event = lambda kind, d
         current = {i.asset.id: i for i in plan.items}
         pack = render_assetpack(manifest, [asset_record(current[a].asset, current[a].file, r)
                                            for a, r in records.items() if a in current])
-        pack_path = manifest.output_dir / "assetpack.json"
         write_if_changed(pack_path, pack)
         write_if_changed(lock_path, render_lock(new_lock))
-        new_state = {"version": 1, "outputs": outputs_state, "assetpack": stat_signature(pack_path)}
+        new_state = {"version": 1, "outputs": outputs_state, "assetpack": stat_signature(pack_path),
+                     "manifest": manifest.digest if not result.failures else ""}
         write_if_changed(state_path, _json(new_state))
     result.seconds = time.perf_counter() - start
     on_event("finish", result.summary())

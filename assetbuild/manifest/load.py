@@ -41,7 +41,7 @@ def did_you_mean(word: str, options: list[str] | tuple[str, ...]) -> str:
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
-def read_toml(path: Path, shown: str) -> dict[str, Any]:
+def read_toml(path: Path, shown: str) -> tuple[dict[str, Any], bytes]:
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -49,7 +49,7 @@ def read_toml(path: Path, shown: str) -> dict[str, Any]:
     except OSError as exc:
         raise UsageError([Problem(shown, "", f"cannot read: {exc.strerror}")]) from None
     try:
-        return tomllib.loads(data.decode("utf-8"))
+        return tomllib.loads(data.decode("utf-8")), data
     except UnicodeDecodeError:
         raise ManifestError([Problem(shown, "", "is not UTF-8 text")]) from None
     except tomllib.TOMLDecodeError as exc:
@@ -60,8 +60,10 @@ def load(path: str | os.PathLike[str]) -> Manifest:
     """Load and validate the manifest at ``path``; raise ManifestError listing every problem."""
     path = Path(path)
     shown = str(path)
-    raw = read_toml(path, shown)
-    return _Validator(path.resolve(), shown, raw).run()
+    raw, data = read_toml(path, shown)
+    manifest = _Validator(path.resolve(), shown, raw).run()
+    manifest.digest = hashlib.sha256(data).hexdigest()
+    return manifest
 
 
 class _Validator:
@@ -163,11 +165,12 @@ class _Validator:
         all_fields: dict[str, Field] = {}
         per_kind: dict[str, dict[str, Field]] = {}
         for kind in KINDS:
-            fields = entry_fields(kind)
+            fields: dict[str, Field] = {}
             for name in self.backend_names:
                 cls = self._backend_class(name)
                 if cls is not None and kind in cls.kinds:
                     fields.update(self.backend_settings(name))
+            fields.update(entry_fields(kind))  # entry keys keep their meaning over settings
             fields.pop("id")
             per_kind[kind] = fields
             all_fields.update(fields)
@@ -250,7 +253,7 @@ class _Validator:
 
         fields = entry_fields(kind)
         settings_fields = self.backend_settings(backend)
-        allowed = fields | settings_fields
+        allowed = settings_fields | fields
         given = self.check_fields(entry, allowed, where)
         for f in fields.values():
             if f.required and f.name not in entry:
@@ -263,9 +266,12 @@ class _Validator:
         values.update({k: v for k, v in given.items() if k in fields})
         values["backend"] = backend
 
+        # A key that is also an entry key (e.g. `voice`, the voice table) keeps its entry meaning
+        # everywhere but inside the voice table, where it is the backend's setting.
         settings = {f.name: f.default for f in settings_fields.values() if f.default is not None}
         for layer in (defaults, kind_defaults, voice or {}, given):
-            settings.update({k: v for k, v in layer.items() if k in settings_fields})
+            own = layer is voice
+            settings.update({k: v for k, v in layer.items() if k in settings_fields and (own or k not in fields)})
 
         fmt = values.get("format")
         if fmt == "opus" and sample_rate not in OPUS_RATES:

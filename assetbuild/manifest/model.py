@@ -136,6 +136,7 @@ class Manifest:
     sample_rate: int
     voices: dict[str, dict[str, Any]] = field(default_factory=dict)
     assets: list[Asset] = field(default_factory=list)
+    digest: str = ""  # sha256 of the manifest's bytes: unchanged bytes mean unchanged metadata
 
     @property
     def root(self) -> Path:

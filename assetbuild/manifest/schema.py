@@ -33,7 +33,8 @@ def _settings(kinds: tuple[str, ...]) -> list[Field]:
 def build_schema() -> dict[str, Any]:
     kinds_defs: dict[str, Any] = {}
     for kind in KINDS:
-        fields = list(entry_fields(kind).values()) + _settings((kind,))
+        # Entry keys come last so they win over a backend setting of the same name (`voice`).
+        fields = list({f.name: f for f in _settings((kind,)) + list(entry_fields(kind).values())}.values())
         props = _props(fields)
         props["id"]["pattern"] = "^" + ID_PATTERN.pattern + "$"
         props["id"]["not"] = {"enum": sorted(RESERVED_NAMES)}

@@ -1,0 +1,135 @@
+"""Channel layout, sample rate and loudness normalization for generated audio."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import soxr
+
+from . import loudness
+from .limiter import limit
+from .loudness import SilentAudio
+
+__all__ = ["to_channels", "resample", "normalize", "SilentAudio",
+           "SILENCE_MOMENTARY_LUFS", "SILENCE_PEAK_DBFS", "TARGET_TOLERANCE"]
+
+#: Audio whose momentary-max loudness is below this is treated as silent (BS.1770 absolute gate).
+SILENCE_MOMENTARY_LUFS = -70.0
+#: Audio whose sample peak is below this is treated as silent.
+SILENCE_PEAK_DBFS = -80.0
+#: ``target_met`` when the re-measured value is within this many LU (dB for peak mode).
+TARGET_TOLERANCE = 0.5
+# When limiting pulls the loudness below the target, extra gain (at most this many dB in all)
+# is tried before the limiter, up to _MAKEUP_PASSES times, to get back to the target.
+_MAX_MAKEUP_DB = 3.0
+_MAKEUP_PASSES = 3
+_MAKEUP_CLOSE_ENOUGH = 0.1
+
+
+def to_channels(audio: np.ndarray, n: int) -> np.ndarray:
+    """Return ``audio`` as ``(frames, n)``.
+
+    Mono is duplicated to every channel; several channels mixed to mono are averaged. Other
+    conversions (e.g. 3 -> 2) are refused rather than guessed.
+    """
+    a = np.asarray(audio)
+    if a.ndim == 1:
+        a = a[:, None]
+    if a.ndim != 2:
+        raise ValueError(f"audio must be shaped (frames,) or (frames, channels), got {a.shape}")
+    if n < 1:
+        raise ValueError(f"channel count must be at least 1, got {n}")
+    have = a.shape[1]
+    if have == n:
+        return a
+    if have == 1:
+        return np.repeat(a, n, axis=1)
+    if n == 1:
+        return a.mean(axis=1, keepdims=True, dtype=np.float64).astype(a.dtype, copy=False)
+    raise ValueError(f"cannot convert {have} channels to {n}")
+
+
+def resample(audio: np.ndarray, sr_from: int, sr_to: int) -> np.ndarray:
+    """Resample with soxr at very high quality; ``audio`` itself when the rates are equal."""
+    if int(sr_from) == int(sr_to):
+        return audio
+    if sr_from <= 0 or sr_to <= 0:
+        raise ValueError(f"sample rates must be positive, got {sr_from} -> {sr_to}")
+    a = np.asarray(audio)
+    if a.dtype not in (np.float32, np.float64):
+        a = a.astype(np.float32)
+    return soxr.resample(np.ascontiguousarray(a), sr_from, sr_to, quality="VHQ")
+
+
+def _apply_gain(audio: np.ndarray, gain_db: float) -> np.ndarray:
+    return (np.asarray(audio, dtype=np.float64) * 10.0 ** (gain_db / 20.0)).astype(np.float32)
+
+
+def normalize(audio: np.ndarray, sr: int, target_lufs: float, ceiling_dbtp: float,
+              mode: str = "auto") -> tuple[np.ndarray, dict[str, Any]]:
+    """Bring ``audio`` to ``target_lufs`` under a true-peak ceiling of ``ceiling_dbtp``.
+
+    Measures with ``mode`` (see :func:`loudness.measure`; for ``"peak"`` the target is a sample
+    peak in dBFS), applies the gain that reaches the target, limits to the ceiling, and
+    re-measures with the same measure. If the limiter cost more than 0.1 LU, up to 3 dB of
+    extra gain is tried (each pass re-limits the original audio) to win it back.
+
+    Returns ``(audio, info)``: float32 audio of the input's shape, and ``info`` with ``mode``,
+    ``measured_before``, ``gain_db`` (gain applied before the limiter), ``loudness`` and
+    ``true_peak`` (after), ``target``, ``target_met`` (within 0.5 LU) and ``limited``.
+
+    Raises :class:`SilentAudio` when the input is silent or nearly so (momentary max below
+    -70 LUFS or sample peak below -80 dBFS): an empty asset must fail, not become loud noise.
+    """
+    x = np.asarray(audio)
+    if x.ndim not in (1, 2) or x.shape[0] == 0:
+        raise SilentAudio(f"no audio to normalize (shape {x.shape})")
+    if not np.all(np.isfinite(x)):
+        raise ValueError("audio contains NaN or infinite samples")
+    peak = loudness.sample_peak(x)
+    if peak < SILENCE_PEAK_DBFS:
+        raise SilentAudio(f"audio is silent (sample peak {peak:.1f} dBFS < {SILENCE_PEAK_DBFS:g})")
+    mm = loudness.momentary_max(x, sr)
+    if mm < SILENCE_MOMENTARY_LUFS:
+        raise SilentAudio(f"audio is silent (momentary max {mm:.1f} LUFS < {SILENCE_MOMENTARY_LUFS:g})")
+
+    mode = loudness.resolve_mode(x, sr, mode)
+    before = mm if mode == "momentary-max" else loudness.measure(x, sr, mode).value
+    if not np.isfinite(before):
+        raise SilentAudio(f"audio is too quiet to measure ({mode} loudness {before})")
+
+    gain_db = target_lufs - before
+    base_gain = gain_db
+    out, after, limited = _gain_and_limit(x, sr, gain_db, ceiling_dbtp, mode)
+    for _ in range(_MAKEUP_PASSES):
+        short = target_lufs - after
+        if not limited or short <= _MAKEUP_CLOSE_ENOUGH:
+            break
+        new_gain = min(gain_db + short, base_gain + _MAX_MAKEUP_DB)
+        if new_gain <= gain_db + 0.01:
+            break
+        cand, cand_after, cand_limited = _gain_and_limit(x, sr, new_gain, ceiling_dbtp, mode)
+        if cand_after <= after + 0.01:  # the limiter eats the extra gain: stop
+            break
+        out, after, limited, gain_db = cand, cand_after, cand_limited, new_gain
+
+    info = {
+        "mode": mode,
+        "measured_before": float(before),
+        "gain_db": float(gain_db),
+        "loudness": float(after),
+        "true_peak": float(loudness.true_peak(out, sr)),
+        "target": float(target_lufs),
+        "target_met": bool(abs(after - target_lufs) <= TARGET_TOLERANCE),
+        "limited": bool(limited),
+    }
+    return out, info
+
+
+def _gain_and_limit(x: np.ndarray, sr: int, gain_db: float, ceiling_dbtp: float,
+                    mode: str) -> tuple[np.ndarray, float, bool]:
+    gained = _apply_gain(x, gain_db)
+    out = limit(gained, sr, ceiling_db=ceiling_dbtp)
+    limited = not np.array_equal(out, gained)
+    return out, loudness.measure(out, sr, mode).value, limited

@@ -1,0 +1,1 @@
+"""Export: writing audio files (with loop points) and the assetpack.json metadata."""
