@@ -159,7 +159,11 @@ def _alive(pid: int) -> bool:
         return False
     except (PermissionError, OSError):
         return True
-    return True
+    try:  # a killed worker can linger as a zombie until reaped: it writes nothing more
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rpartition(b")")[2].split()[0] != b"Z"
+    except (OSError, IndexError):
+        return True
 
 
 def _size(path: Path) -> int:

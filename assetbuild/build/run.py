@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import math
 import os
+import queue
 import shutil
 import time
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -195,6 +196,8 @@ class _Runner:
         self.result, self.on_event = result, on_event
         self.items = {i.asset.id: i for i in plan.items}
         self.pending: dict[Future, tuple[str, Any]] = {}
+        # Finished futures arrive here (O(1) per job, however many are pending).
+        self.done: queue.SimpleQueue[Future] = queue.SimpleQueue()
         self.jobs = options.jobs or os.cpu_count() or 1
 
     # -- entry points ----------------------------------------------------------------------
@@ -216,9 +219,7 @@ class _Runner:
                                      heavy=False)
                 self.submit_generate(heavy_items, heavy=True)
                 while self.pending:
-                    done, _ = wait(list(self.pending), return_when=FIRST_COMPLETED)
-                    for future in done:
-                        self.complete(future)
+                    self.complete(self.done.get())
                 heavy.submit(_unload_all).result()
         finally:
             if self._pool is not None:
@@ -253,14 +254,18 @@ class _Runner:
                     future = self.heavy.submit(_heavy_batch, root, name, jobs)
                 else:
                     future = self.pool.submit(generate_batch, root, name, jobs)
-                self.pending[future] = ("generate", [i.asset.id for i in batch])
+                self.track(future, ("generate", [i.asset.id for i in batch]))
 
     def submit_process(self, item: Item) -> None:
         v = item.asset.values
         job = ProcessJob(item.asset.id, item.generate_key, item.process_key, v["format"], v["bit_depth"],
                          self.manifest.sample_rate, v["channels"], v["loudness"], v["true_peak"],
                          bool(v.get("loop", False)))
-        self.pending[self.pool.submit(process_job, str(self.cache.root), job)] = ("process", item.asset.id)
+        self.track(self.pool.submit(process_job, str(self.cache.root), job), ("process", item.asset.id))
+
+    def track(self, future: Future, what: tuple[str, Any]) -> None:
+        self.pending[future] = what
+        future.add_done_callback(self.done.put)
 
     def complete(self, future: Future) -> None:
         stage, what = self.pending.pop(future)

@@ -62,11 +62,22 @@ def render() -> str:
     return "\n".join(out)
 
 
-def splice(doc: str) -> str:
+def render_emotions() -> str:
+    from ..backends.espeak import EMOTION_DELIVERY
+
+    rows = [BEGIN, "", "| emotion | rate | pitch | range | variant |", "|---|---|---|---|---|"]
+    for name, d in EMOTION_DELIVERY.items():
+        rng = "voice's own" if d["range"] is None else str(d["range"])
+        pitch = f"{d['pitch']:+d}" if d["pitch"] else "0"
+        rows.append(f"| `{name}` | x{d['rate']:.2f} | {pitch} | {rng} | {d['variant'] or ''} |")
+    return "\n".join(rows + ["", END])
+
+
+def splice(doc: str, section=render) -> str:
     """``doc`` with the generated section replaced by the current one."""
     head, _, rest = doc.partition(BEGIN)
     _, _, tail = rest.partition(END)
-    return head + render() + tail
+    return head + section() + tail
 
 
 def main(argv: list[str]) -> int:
@@ -74,6 +85,7 @@ def main(argv: list[str]) -> int:
 
     root = Path(__file__).resolve().parents[2]
     targets = {root / "docs" / "manifest.md": lambda text: splice(text),
+               root / "docs" / "backends.md": lambda text: splice(text, render_emotions),
                root / "manifests" / "assetbuild.schema.json": lambda text: render_schema()}
     stale = []
     for path, make in targets.items():

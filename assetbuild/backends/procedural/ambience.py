@@ -590,7 +590,9 @@ def crowd(c: LayerCtx) -> None:
                     e = np.sin(np.pi * np.clip(u, 0, 1)) ** 2 * rng.uniform(0.5, 1.0)
                     f1 = rng.uniform(300.0, 800.0) * fs
                     f2 = rng.uniform(900.0, 2400.0) * fs
-                    w = (np.exp(-0.5 * ((lc - np.log2(f1)) / 0.3) ** 2) + 0.5 * np.exp(-0.5 * ((lc - np.log2(f2)) / 0.3) ** 2)
+                    # Two formants of the vowel plus a fixed "presence" formant near 2.8 kHz.
+                    w = (np.exp(-0.5 * ((lc - np.log2(f1)) / 0.3) ** 2)
+                         + 0.5 * np.exp(-0.5 * ((lc - np.log2(f2)) / 0.3) ** 2)
                          + 0.2 * np.exp(-0.5 * ((lc - np.log2(2800.0 * fs)) / 0.4) ** 2))
                     for ch in range(c.ch):
                         weights[ch, :, a0:a1] += gains[ch] * w[:, None] * e[None, :]

@@ -438,6 +438,23 @@ def fold(x: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
+def quiet_seam(x: np.ndarray, search: int = 64) -> np.ndarray:
+    """Rotate a finished loop by fewer than ``search`` frames (~1.3 ms) so that its
+    wrap-around step (last frame -> first) is the smallest of the candidates.
+
+    A loop is periodic, so any rotation is still a perfect loop; the seam step is already a
+    natural step of the signal, and this keeps it well inside the typical range instead of
+    being an ordinary step that is occasionally large (a crackle right at the seam).
+    """
+    n = x.shape[-1]
+    k = min(search, n)
+    prev = np.concatenate([x[..., n - 1:], x[..., : k - 1]], axis=-1)
+    steps = np.abs(x[..., :k] - prev)
+    score = steps.max(axis=0) if steps.ndim == 2 else steps
+    d = int(np.argmin(score))
+    return np.roll(x, -d, axis=-1) if d else x
+
+
 # --------------------------------------------------------------------------- reverb
 
 def reverb_ir(rng: np.random.Generator, seconds: float, channels: int, damping: float = 6000.0,

@@ -281,7 +281,8 @@ def drum_pattern(style: str, bar: int) -> list[tuple[int, str, float]]:
 
 # --------------------------------------------------------------------------- render
 
-def render(spec: MusicSpec, mods: Mods, n_out: int, loop: bool, seed: int, settings: dict) -> tuple[np.ndarray, list[str]]:
+def render(spec: MusicSpec, mods: Mods, n_out: int, loop: bool, seed: int,
+           settings: dict) -> tuple[np.ndarray, list[str]]:
     rng = dsp.rng_for(seed, "music")
     mood = spec.mood if spec.mood in MOOD else "neutral"
     p = dict(MOOD[mood])

@@ -70,7 +70,8 @@ MODIFIERS: dict[str, dict[str, object]] = {
     "strong": {"intensity": 1.6, "level": 1.2}, "intense": {"intensity": 1.6, "level": 1.2},
     "light": {"intensity": 0.5, "level": 0.75}, "soft": _SOFTER, "gentle": _SOFTER, "quiet": _SOFTER,
     "faint": {"intensity": 0.5, "level": 0.5, "brightness": 0.8}, "subtle": _SOFTER, "calm": _SOFTER,
-    "busy": {"intensity": 1.6}, "crowded": {"intensity": 1.6}, "sparse": {"intensity": 0.5}, "dense": {"intensity": 1.6},
+    "busy": {"intensity": 1.6}, "crowded": {"intensity": 1.6}, "dense": {"intensity": 1.6},
+    "sparse": {"intensity": 0.5},
     "occasional": {"intensity": 0.5}, "constant": {"intensity": 1.3},
     "distant": _FAR, "far": _FAR, "faraway": _FAR, "faroff": _FAR, "remote": _FAR, "background": _FAR,
     "muffled": {"distance": 0.7, "brightness": 0.6},
@@ -106,8 +107,8 @@ def _one(gen: str, variant: str | None = None, *mods: str) -> list[_G]:
 
 AMBIENCE: dict[str, list[_G]] = {}
 SFX: dict[str, list[_G]] = {}
-WEAK: dict[str, list[_G]] = {}
-WEAK_SFX_EARLY: dict[str, list[_G]] = {}
+WEAK: dict[str, list[_G]] = {}  # ambience words that only count when nothing stronger matched
+WEAK_SFX: dict[str, list[_G]] = {}
 
 
 def _add(table: dict[str, list[_G]], words: str, entry: list[_G]) -> None:
@@ -175,10 +176,9 @@ _add(SFX, "powerdown", _one("powerup", None, "descending"))
 _add(SFX, "footstep step stomp", _one("footstep"))
 _add(SFX, "footsteps steps walk walking run running", _one("footstep", "walk"))
 _add(SFX, "whoosh whooshes swoosh swish woosh swing swipe swoop flyby dash", _one("whoosh"))
-_add(WEAK_SFX_EARLY, "sword blade", _one("whoosh"))
+_add(WEAK_SFX, "sword blade", _one("whoosh"))
 _add(SFX, "magic magical shimmer shimmering sparkle sparkles sparkly spell twinkle fairy enchant enchanted "
      "chime chimes glitter heal healing teleport mana", _one("magic"))
-WEAK_SFX: dict[str, list[_G]] = dict(WEAK_SFX_EARLY)
 _add(WEAK_SFX, "shot beam", _one("laser"))
 _add(WEAK_SFX, "burst", _one("explosion", None, "small"))
 _add(WEAK_SFX, "item ring", _one("coin"))
@@ -286,7 +286,9 @@ def _lookup(word: str, table: dict[str, list[_G]]) -> list[_G] | None:
 
 
 _TABLES = {  # kind -> (strong words, weak words, both)
-    "sfx": ({**AMBIENCE, **SFX}, {**WEAK, **WEAK_SFX}),
+    # In effects, ambience words only count when no effect word matched: "fire a laser" is a
+    # laser, "footsteps in water" footsteps on a wet surface, but "thunder clap" is thunder.
+    "sfx": (SFX, {**AMBIENCE, **WEAK, **WEAK_SFX}),
     "music": ({w: AMBIENCE[w] for w in MUSIC_LAYERS if w in AMBIENCE}, {}),
     "ambience": (AMBIENCE, WEAK),
 }

@@ -35,6 +35,8 @@ def render(request: Request) -> Result:
             notes.append("ignored words: " + ", ".join(dict.fromkeys(recipe.unknown)))
     if not np.isfinite(audio).all():  # never expected; a NaN would poison mastering
         audio = np.nan_to_num(audio)
+    if request.loop:
+        audio = dsp.quiet_seam(audio)
     audio = np.ascontiguousarray(audio.T if audio.ndim == 2 else audio, dtype=np.float32)
     dsp.normalize_peak(audio)
     return Result(audio=audio, sample_rate=SR, meta={"generator": "+".join(labels), "notes": notes})

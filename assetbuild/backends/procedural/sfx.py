@@ -153,24 +153,25 @@ def explosion(fx: Fx) -> np.ndarray:
     m, rng = fx.m, fx.rng
     size = min(max(m.size, 0.3), 3.0)
     n = _n(fx.seconds(1.6))
-    t = np.arange(n) / SR
     far = m.distance
     secs = n / SR
-    # Amplitude: sharp attack (softer when distant), fast decay plus a long rumbling tail.
-    attack = 0.003 + 0.03 * far
-    amp = (np.exp(-t / (0.18 * secs)) + 0.35 * np.exp(-t / (0.5 * secs))) * np.minimum(t / attack, 1.0)
+    attack = 0.003 + 0.03 * far  # sharp, softer when distant
+
+    def amp(t: np.ndarray) -> np.ndarray:
+        # Fast decay plus a long rumbling tail.
+        return (np.exp(-t / (0.18 * secs)) + 0.35 * np.exp(-t / (0.5 * secs))) * np.minimum(t / attack, 1.0)
+
     if fx.retro:
         # sfxr: pitched noise whose rate slides down.
-        sig = dsp.wave("noise", dsp.glide(n, 4000.0 * m.pitch, 250.0 * m.pitch, 0.7), n, rng=rng) * amp
-        return sig * (1.0 - np.arange(n) / n)
+        sig = dsp.wave("noise", dsp.glide(n, 4000.0 * m.pitch, 250.0 * m.pitch, 0.7), n, rng=rng)
+        return sig * amp(np.arange(n) / SR) * (1.0 - np.arange(n) / n)
     # Body: noise whose lowpass cut-off falls from bright to a low rumble (spectral frames of
     # ~21 ms, fine enough for a boom; the thump and crack carry the attack).
     grid = dsp.NoiseGrid(n, 1024)
     ft = grid.t
     fc = (150.0 + 5000.0 * m.brightness * np.exp(-ft / (0.08 * secs))) * m.pitch / size ** 0.5 * (1.0 - 0.6 * far)
-    a = np.interp(ft, t, amp)
-    power = (a ** 2)[:, None] * (1.0 / (1.0 + (grid.f[None, :] / fc[:, None]) ** 4)) \
-        * (dsp.pink(grid.f, 150.0) * dsp.hp(grid.f, 25.0))[None, :]
+    r2 = (grid.f[None, :] / fc[:, None]) ** 2
+    power = (amp(ft) ** 2)[:, None] / (1.0 + r2 * r2) * (dsp.pink(grid.f, 150.0) * dsp.hp(grid.f, 25.0))[None, :]
     body = _norm(dsp.synth_power(grid, power, rng))
     # Sub thump: a sine falling from ~60 to ~28 Hz.
     tau = 0.15 * size
@@ -188,7 +189,8 @@ def explosion(fx: Fx) -> np.ndarray:
         grains = np.diff(rng.random((k, g + 1)), axis=1) * np.exp(-np.arange(g) / rng.uniform(10.0, 40.0, k)[:, None])
         sig = sig + dsp.scatter(n, (times * SR).astype(np.int64), grains,
                                 np.exp(-times / (0.3 * secs)) * rng.uniform(0.1, 0.3, k))
-    sig = np.tanh(1.3 * sig / (np.max(np.abs(sig)) + 1e-12))  # a little saturation for weight
+    x = 1.3 * _norm(sig)
+    sig = x * (27.0 + x * x) / (27.0 + 9.0 * x * x)  # tanh (Pade): a little saturation for weight
     return sig * _decay_env(n, 0.7, curve=1.0, attack=1)
 
 
