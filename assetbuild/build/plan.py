@@ -75,11 +75,11 @@ def output_file(asset: Asset) -> str:
 
 def make_plan(manifest: Manifest, cache: Cache, lock: dict[str, dict[str, Any]],
               state: dict[str, Any]) -> Plan:
-    fingerprints: dict[tuple[str, bytes], dict[str, Any]] = {}
+    fingerprints: dict[tuple[str, Any], dict[str, Any]] = {}
     items = []
     for asset in manifest.assets:
         request = request_for(asset)
-        memo = (asset.backend, keys.canonical(asset.settings))
+        memo = (asset.backend, _hashable(asset.settings))
         if memo not in fingerprints:
             fingerprints[memo] = backends.create(asset.backend).fingerprint(request)
         g_inputs = keys.generate_inputs(asset, fingerprints[memo])
@@ -92,6 +92,13 @@ def make_plan(manifest: Manifest, cache: Cache, lock: dict[str, dict[str, Any]],
     current = {a.id for a in manifest.assets}
     removed = {k: v for k, v in lock.items() if k not in current}
     return Plan(manifest, items, removed)
+
+
+def _hashable(settings: dict[str, Any]) -> Any:
+    try:
+        return frozenset(settings.items())
+    except TypeError:  # a setting holding a list or table
+        return keys.canonical(settings)
 
 
 def _decide(item: Item, output_dir: Path, cache: Cache, locked: dict[str, Any] | None,

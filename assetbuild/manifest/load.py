@@ -71,6 +71,7 @@ class _Validator:
         self.path, self.file, self.raw = path, shown, raw
         self.problems: list[Problem] = []
         self.backend_names = backends.names()
+        self._settings: dict[str, dict[str, Field]] = {}
 
     def problem(self, where: str, message: str, field: str | None = None) -> None:
         self.problems.append(Problem(self.file, where, message, field))
@@ -101,6 +102,11 @@ class _Validator:
         return good
 
     def backend_settings(self, name: str) -> dict[str, Field]:
+        if name not in self._settings:
+            self._settings[name] = self._load_settings(name)
+        return self._settings[name]
+
+    def _load_settings(self, name: str) -> dict[str, Field]:
         try:
             return {f.name: f for f in backends.get(name).settings}
         except KeyError:

@@ -76,6 +76,8 @@ _BED_FIELDS = (
 for _kind in ("ambience", "music", "sfx"):
     KIND_FIELDS[_kind] = _BED_FIELDS + KIND_FIELDS[_kind]
 
+_ENTRY_FIELDS = {kind: {f.name: f for f in COMMON_FIELDS + KIND_FIELDS[kind]} for kind in KINDS}
+
 VOICE_FIELDS = (
     Field("backend", "str", "Backend that speaks with this voice.", stage=GENERATE),
 )
@@ -96,7 +98,8 @@ RESERVED_NAMES = frozenset(
 
 
 def entry_fields(kind: str) -> dict[str, Field]:
-    return {f.name: f for f in COMMON_FIELDS + KIND_FIELDS[kind]}
+    """Keys an entry of ``kind`` accepts (a fresh dict: callers may change it)."""
+    return dict(_ENTRY_FIELDS[kind])
 
 
 def id_problem(value: str) -> str | None:
