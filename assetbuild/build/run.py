@@ -126,9 +126,10 @@ def build(manifest: Manifest, options: Options, on_event: Event = lambda kind, d
             _clean_output_temps(manifest.output_dir)
             _Runner(manifest, options, cache, plan, result, on_event).run(records)
         new_lock = dict(lock)
+        failed = {f["id"] for f in result.failures}
         for item in plan.items:
             aid = item.asset.id
-            if aid in result_failed(result):
+            if aid in failed:
                 continue
             built = records.get(aid)
             if built is None:
@@ -155,10 +156,6 @@ def build(manifest: Manifest, options: Options, on_event: Event = lambda kind, d
     result.seconds = time.perf_counter() - start
     on_event("finish", result.summary())
     return result
-
-
-def result_failed(result: BuildResult) -> set[str]:
-    return {f["id"] for f in result.failures}
 
 
 def _lock_entry(item: Item, built: dict[str, Any], old: dict[str, Any] | None) -> dict[str, Any]:

@@ -23,9 +23,10 @@ import zlib
 import numpy as np
 import soundfile as sf
 
+from ..manifest.model import EXTENSIONS, OPUS_RATES
+
 __all__ = ["EXTENSIONS", "FORMATS", "OPUS_RATES", "write_audio", "read_loop", "riff_chunks"]
 
-EXTENSIONS = {"wav": ".wav", "flac": ".flac", "ogg": ".ogg", "opus": ".opus"}
 #: format -> (libsndfile major format, {bit_depth: subtype}); lossy formats ignore bit_depth.
 FORMATS: dict[str, tuple[str, dict[int, str] | str]] = {
     "wav": ("WAV", {16: "PCM_16", 24: "PCM_24", 32: "FLOAT"}),
@@ -33,8 +34,6 @@ FORMATS: dict[str, tuple[str, dict[int, str] | str]] = {
     "ogg": ("OGG", "VORBIS"),
     "opus": ("OGG", "OPUS"),
 }
-#: Sample rates Opus can be written at.
-OPUS_RATES = (8000, 12000, 16000, 24000, 48000)
 
 _SMPL_HEADER = struct.Struct("<9I")  # manufacturer .. sampler data size
 _SMPL_LOOP = struct.Struct("<6I")  # cue id, type, start, end (inclusive), fraction, play count

@@ -19,6 +19,7 @@ from .fields import Field
 from .model import (
     BUILTIN_DEFAULTS,
     KINDS,
+    OPUS_RATES,
     PROJECT_FIELDS,
     VOICE_FIELDS,
     Asset,
@@ -28,7 +29,6 @@ from .model import (
 )
 
 TOP_LEVEL = ("project", "defaults", "voices") + KINDS
-OPUS_RATES = (8000, 12000, 16000, 24000, 48000)
 
 
 def derive_seed(asset_id: str) -> int:

@@ -19,6 +19,7 @@ EMOTIONS = ("neutral", "happy", "excited", "sad", "angry", "fearful", "surprised
 
 FORMATS = ("wav", "flac", "ogg", "opus")
 EXTENSIONS = {"wav": ".wav", "flac": ".flac", "ogg": ".ogg", "opus": ".opus"}
+OPUS_RATES = (8000, 12000, 16000, 24000, 48000)  # the only rates the Opus codec supports
 
 SAMPLE_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 88200, 96000)
 
