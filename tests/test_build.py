@@ -177,14 +177,30 @@ def test_no_torch_imported(project):
     assert proc.returncode == 0, proc.stderr
 
 
+NO_NETWORK = """
+import socket
+_connect = socket.socket.connect
+def _guard(self, address):
+    if self.family in (socket.AF_INET, socket.AF_INET6) and address[0] not in ("127.0.0.1", "::1", "localhost"):
+        raise OSError("assetbuild test: network access attempted: %r" % (address,))
+    return _connect(self, address)
+socket.socket.connect = _guard
+"""
+
+
 def test_example_builds_offline(tmp_path):
     import shutil
 
     shutil.copytree(REPO / "examples" / "forest", tmp_path / "forest")
+    guard = tmp_path / "guard"
+    guard.mkdir()
+    (guard / "sitecustomize.py").write_text(NO_NETWORK)  # imported by every process, workers too
     p = Project.__new__(Project)
     p.root, p.manifest, p.out = tmp_path / "forest", tmp_path / "forest" / "assetbuild.toml", \
         tmp_path / "forest" / "build" / "audio"
-    s = p.build()
+    proc = p.run("build", str(p.manifest), "--json", env={"PYTHONPATH": str(guard)})
+    assert proc.returncode == 0 and "network access attempted" not in proc.stderr, proc.stderr
+    s = json.loads(proc.stdout)
     assert s["failed"] == 0
     kinds = {a["kind"] for a in p.pack()["assets"]}
     assert kinds == {"dialogue", "ambience", "music", "sfx"}

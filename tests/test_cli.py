@@ -113,3 +113,42 @@ def test_third_party_backend_via_entry_point(tmp_path):
 def test_python_dash_m_and_version():
     proc = subprocess.run([sys.executable, "-m", "assetbuild", "--version"], capture_output=True, text=True)
     assert proc.returncode == 0 and "assetbuild" in proc.stdout
+
+
+def test_heavy_backends_run_one_model_at_a_time(tmp_path):
+    """Non-parallel backends: grouped per backend, loaded once, unloaded before the next loads."""
+    site = tmp_path / "site"
+    dist = site / "heavy-1.0.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: heavy\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[assetbuild.backends]\nbig_a = heavy:A\nbig_b = heavy:B\n")
+    log = tmp_path / "events.log"
+    (site / "heavy.py").write_text(textwrap.dedent(f"""
+        import numpy as np
+        from assetbuild.backends.base import Result
+        LOG = {str(log)!r}
+        def note(line):
+            with open(LOG, "a") as f:
+                f.write(line + "\\n")
+        class A:
+            name = "big_a"; kinds = frozenset({{"sfx"}}); max_batch = 2; parallel = False; settings = ()
+            def availability(self): return None
+            def fingerprint(self, request): return {{"backend": self.name, "model": "m"}}
+            def load(self): note("load " + self.name)
+            def unload(self): note("unload " + self.name)
+            def generate(self, requests):
+                note(f"generate {{self.name}} {{len(requests)}}")
+                t = np.arange(4800) / 48000
+                return [Result((0.3 * np.sin(2 * np.pi * 300 * t)).astype(np.float32), 48000) for r in requests]
+        class B(A):
+            name = "big_b"
+    """))
+    entries = "".join(f'[[sfx]]\nid = "{b}_{i}"\nprompt = "x"\nbackend = "big_{b}"\n' for b in "ab" for i in range(3))
+    p = Project(tmp_path, entries)
+    env = {"PYTHONPATH": str(site) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    proc = p.run("build", "--json", env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["generated"] == 6
+    assert log.read_text().split("\n")[:-1] == [
+        "load big_a", "generate big_a 2", "generate big_a 1", "unload big_a",
+        "load big_b", "generate big_b 2", "generate big_b 1", "unload big_b"]
