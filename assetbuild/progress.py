@@ -36,8 +36,10 @@ class Reporter:
             note = "" if data.get("target_met", True) else " (loudness target not met under the true-peak ceiling)"
             line = f"{data['status']:<9} {data['file']}" + (f" [{data['generator']}]" if data.get("generator") else "")
             self._advance(data["id"])
-            if not self.quiet and (not self.tty or note):
+            if not self.quiet and (not self.tty or note or data.get("warnings")):
                 self._print(line + note)
+            for warning in data.get("warnings", []):
+                self._print(f"warning   {data['id']}: {warning}")
         elif kind == "failed":
             self._advance(data["id"])
             self._print(f"failed    {data['id']}: {data['error']}", force=True)

@@ -152,3 +152,12 @@ def test_heavy_backends_run_one_model_at_a_time(tmp_path):
     assert log.read_text().split("\n")[:-1] == [
         "load big_a", "generate big_a 2", "generate big_a 1", "unload big_a",
         "load big_b", "generate big_b 2", "generate big_b 1", "unload big_b"]
+
+
+def test_unmatched_prompt_still_renders_and_says_so(tmp_path):
+    p = Project(tmp_path, '[[ambience]]\nid = "odd"\nprompt = "zxqv plorb"\nduration = 2\n')
+    proc = p.run("build", str(p.manifest))
+    assert proc.returncode == 0, proc.stderr
+    assert "warning   odd: no generator matched" in proc.stderr
+    asset = p.pack()["assets"][0]
+    assert asset["generator"] and asset["warnings"][0].startswith("no generator matched")

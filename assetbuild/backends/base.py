@@ -39,7 +39,8 @@ class Result:
     audio: Any  # numpy.ndarray; typed loosely so this module does not import numpy
     sample_rate: int
     # Optional extras recorded in the metadata: "words" (list of {text, start, end, ...}
-    # in seconds), "phonemes", "generator" (what rendered it), "model", "notes".
+    # in seconds), "phonemes", "generator" (what rendered it), "model", "notes", and
+    # "warnings" (one-line strings the build shows the user, e.g. a prompt nothing matched).
     meta: dict[str, Any] = field(default_factory=dict)
 
 

@@ -322,7 +322,8 @@ class _Runner:
         self.records[item.asset.id] = record
         self.on_event("asset", {"id": item.asset.id, "kind": item.asset.kind, "status": status,
                                 "file": item.file, "generator": record.get("generator"),
-                                "target_met": record.get("target_met", True)})
+                                "target_met": record.get("target_met", True),
+                                "warnings": (record.get("warnings") or []) if status != "placed" else []})
 
     def fail(self, asset_id: str, error: str) -> None:
         self.result.failures.append({"id": asset_id, "error": error})

@@ -135,7 +135,7 @@ def process(cache_root: str, job: ProcessJob) -> dict[str, Any]:
         "sha256": sha,
         "model": meta.get("model"),
     }
-    for key in ("generator", "notes", "words"):
+    for key in ("generator", "notes", "warnings", "words"):
         if key in meta:
             record[key] = meta[key]
     cache.put_entry("process", job.process_key, {"file": sha, "record": record, "blobs": [sha]})

@@ -39,12 +39,17 @@ def render(request: Request) -> Result:
         audio = dsp.quiet_seam(audio)
     audio = np.ascontiguousarray(audio.T if audio.ndim == 2 else audio, dtype=np.float32)
     dsp.normalize_peak(audio)
-    return Result(audio=audio, sample_rate=SR, meta={"generator": "+".join(labels), "notes": notes})
+    warnings = [n for n in notes if n.startswith(_UNMATCHED)]  # shown by the build, not just recorded
+    return Result(audio=audio, sample_rate=SR,
+                  meta={"generator": "+".join(labels), "notes": notes, "warnings": warnings})
+
+
+_UNMATCHED = "no generator matched"
 
 
 def _unmatched(recipe: Recipe, fallback: str) -> str:
     said = " ".join(recipe.words) or recipe.prompt.strip()
-    return f"no generator matched {said!r}; used {fallback}"
+    return f"{_UNMATCHED} {said!r}; used {fallback}"
 
 
 def _ambience(request: Request, recipe: Recipe, n_req: int | None, notes: list[str]) -> tuple[np.ndarray, list[str]]:
