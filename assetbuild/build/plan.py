@@ -127,7 +127,6 @@ def _why(locked: dict[str, Any] | None, stage: str, inputs: dict[str, Any], key:
     old = locked.get("inputs", {}).get(stage, {})
     new = keys.input_digests(inputs)
     changed = [name for name in new if old.get(name) != new[name]]
+    # A changed generate key is reported by the generate stage; say it here only if alone.
     changed = [n for n in changed if n != "generated audio"] or changed
-    if changed == ["generated audio"]:
-        return ["regenerated"]
     return [f"{name} changed" for name in changed] or ["inputs changed"]

@@ -54,9 +54,13 @@ class BuildResult:
     locked_mismatch: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
 
+    generated_ids: set[str] = field(default_factory=set)
+
     @property
     def reused(self) -> int:
-        return len(self.plan.items) - self.generated - len(self.failures)
+        """Assets ready without generating (fresh, restored or only re-processed)."""
+        failed = {f["id"] for f in self.failures}
+        return len(self.plan.items) - len(self.generated_ids | failed)
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -276,6 +280,7 @@ class _Runner:
                     self.fail(aid, error)
                 else:
                     self.result.generated += 1
+                    self.result.generated_ids.add(aid)
                     self.submit_process(self.items[aid])
             return
         item = self.items[what]

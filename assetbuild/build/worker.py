@@ -36,8 +36,7 @@ class ProcessJob:
 _loaded: set[str] = set()
 
 
-def generate_batch(cache_root: str, backend_name: str, jobs: list[tuple[str, Request]],
-                   keep_loaded: bool = True) -> list[tuple[str, str | None]]:
+def generate_batch(cache_root: str, backend_name: str, jobs: list[tuple[str, Request]]) -> list[tuple[str, str | None]]:
     """Generate ``jobs`` (generate key, request) with one backend; store each result.
 
     Returns (asset id, error or None) per job. A failing batch is retried one job at a time
@@ -45,7 +44,10 @@ def generate_batch(cache_root: str, backend_name: str, jobs: list[tuple[str, Req
     """
     backend = backends.create(backend_name)
     if backend_name not in _loaded:
-        backend.load()
+        try:
+            backend.load()
+        except Exception as exc:  # e.g. missing model files: every job of the batch fails alike
+            return [(r.id, f"cannot load backend '{backend_name}': {_message(exc)}") for _, r in jobs]
         _loaded.add(backend_name)
     cache = Cache(cache_root)
     try:
@@ -59,9 +61,6 @@ def generate_batch(cache_root: str, backend_name: str, jobs: list[tuple[str, Req
         for job in jobs:
             out.extend(generate_batch(cache_root, backend_name, [job]))
         return out
-    finally:
-        if not keep_loaded:
-            unload(backend_name)
     out = []
     for (key, request), result in zip(jobs, results):
         try:
