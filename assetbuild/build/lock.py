@@ -60,9 +60,42 @@ def write_if_changed(path: Path, text: str) -> bool:
     return True
 
 
-def stat_signature(path: Path) -> list[int] | None:
+def stat_signature(path: str | os.PathLike[str]) -> list[int] | None:
     try:
-        st = path.stat()
+        st = os.stat(path)
     except OSError:
         return None
     return [st.st_size, st.st_mtime_ns, st.st_ino]
+
+
+class Lockfile:
+    """The lockfile's entries, parsed only when needed.
+
+    When the file is exactly as the last build wrote it (its signature is in the state file),
+    the stage keys and output files come from the state's compact copy, so a no-op build does
+    not parse a lockfile of many megabytes.
+    """
+
+    def __init__(self, path: Path, state: dict[str, Any]):
+        self.path = path
+        self._entries: dict[str, dict[str, Any]] | None = None
+        keys = state.get("keys")
+        fresh = isinstance(keys, dict) and state.get("lock") == stat_signature(path)
+        self._brief: dict[str, dict[str, Any]] | None = keys if fresh else None
+
+    @property
+    def entries(self) -> dict[str, dict[str, Any]]:
+        if self._entries is None:
+            self._entries = read_lock(self.path)
+        return self._entries
+
+    @property
+    def brief(self) -> dict[str, dict[str, Any]]:
+        """Per asset: {"process": key, "file": path}."""
+        if self._brief is None:
+            self._brief = brief_of(self.entries)
+        return self._brief
+
+
+def brief_of(entries: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {aid: {"process": e.get("process"), "file": e.get("file")} for aid, e in entries.items()}

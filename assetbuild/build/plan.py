@@ -7,8 +7,8 @@ cache entry for its key runs, and every later one after it.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from .. import backends
@@ -16,7 +16,7 @@ from ..backends.base import Request
 from ..manifest.model import EXTENSIONS, Asset, Manifest
 from . import keys
 from .cache import Cache
-from .lock import stat_signature
+from .lock import Lockfile, stat_signature
 
 FRESH, PLACE, PROCESS, GENERATE = "fresh", "place", "process", "generate"
 
@@ -73,9 +73,9 @@ def output_file(asset: Asset) -> str:
     return f"{asset.kind}/{asset.id}{EXTENSIONS[asset.values['format']]}"
 
 
-def make_plan(manifest: Manifest, cache: Cache, lock: dict[str, dict[str, Any]],
-              state: dict[str, Any]) -> Plan:
+def make_plan(manifest: Manifest, cache: Cache, lock: Lockfile, state: dict[str, Any]) -> Plan:
     fingerprints: dict[tuple[str, Any], dict[str, Any]] = {}
+    out_dir = str(manifest.output_dir)  # plain strings: a Path per asset costs more than the stat
     items = []
     for asset in manifest.assets:
         request = request_for(asset)
@@ -87,10 +87,10 @@ def make_plan(manifest: Manifest, cache: Cache, lock: dict[str, dict[str, Any]],
         p_inputs = keys.process_inputs(asset, g_key, manifest.sample_rate)
         p_key = keys.digest(p_inputs)
         item = Item(asset, request, g_key, p_key, g_inputs, p_inputs, output_file(asset))
-        _decide(item, manifest.output_dir, cache, lock.get(asset.id), state.get(asset.id))
+        _decide(item, out_dir, cache, lock, state.get(asset.id))
         items.append(item)
     current = {a.id for a in manifest.assets}
-    removed = {k: v for k, v in lock.items() if k not in current}
+    removed = {k: v for k, v in lock.brief.items() if k not in current}
     return Plan(manifest, items, removed)
 
 
@@ -101,13 +101,14 @@ def _hashable(settings: dict[str, Any]) -> Any:
         return keys.canonical(settings)
 
 
-def _decide(item: Item, output_dir: Path, cache: Cache, locked: dict[str, Any] | None,
-            placed: dict[str, Any] | None) -> None:
-    if locked and locked.get("process") == item.process_key and locked.get("file") == item.file:
+def _decide(item: Item, output_dir: str, cache: Cache, lock: Lockfile, placed: dict[str, Any] | None) -> None:
+    brief = lock.brief.get(item.asset.id)
+    if brief and brief["process"] == item.process_key and brief["file"] == item.file:
         if placed and placed.get("file") == item.file and placed.get("sig") == stat_signature(
-                output_dir / item.file):
+                os.path.join(output_dir, item.file)):
             item.action = FRESH
             return
+    locked = lock.entries.get(item.asset.id)  # the full entry, for the reasons
     if cache.has_entry("process", item.process_key):
         item.action = PLACE
         item.reasons = ["output missing or changed on disk"] if locked else ["new entry (found in cache)"]

@@ -27,7 +27,7 @@ from ..export.metadata import asset_record, render_assetpack
 from ..manifest.model import Manifest
 from . import keys
 from .cache import Cache
-from .lock import read_json, read_lock, render_lock, stat_signature, write_if_changed
+from .lock import Lockfile, brief_of, read_json, render_lock, stat_signature, write_if_changed
 from .plan import FRESH, GENERATE, PLACE, PROCESS, Item, Plan, make_plan
 from .worker import CacheMiss, ProcessJob, generate_batch, unload
 from .worker import process as process_job
@@ -86,7 +86,7 @@ def project_paths(manifest: Manifest, cache_dir: Path | None) -> tuple[Path, Pat
 def plan_build(manifest: Manifest, cache_dir: Path | None = None) -> Plan:
     cache_root, lock_path, state_path = project_paths(manifest, cache_dir)
     state = read_json(state_path) or {}
-    return make_plan(manifest, Cache(cache_root), read_lock(lock_path), state.get("outputs", {}))
+    return make_plan(manifest, Cache(cache_root), Lockfile(lock_path, state), state.get("outputs", {}))
 
 
 def build(manifest: Manifest, options: Options, on_event: Event = lambda kind, data: None) -> BuildResult:
@@ -94,15 +94,15 @@ def build(manifest: Manifest, options: Options, on_event: Event = lambda kind, d
     cache_root, lock_path, state_path = project_paths(manifest, options.cache_dir)
     with _exclusive(manifest.root / ".assetbuild"):
         cache = Cache(cache_root)
-        lock = read_lock(lock_path)
         state = read_json(state_path) or {}
+        lock = Lockfile(lock_path, state)
         outputs_state: dict[str, Any] = dict(state.get("outputs", {}))
         plan = make_plan(manifest, cache, lock, outputs_state)
         result = BuildResult(plan)
         if options.locked:
             result.locked_mismatch = [
                 {"id": i.asset.id, "action": i.action, "reasons": i.reasons} for i in plan.items
-                if i.action in (GENERATE, PROCESS) or lock.get(i.asset.id, {}).get("process") != i.process_key
+                if i.action in (GENERATE, PROCESS) or lock.brief.get(i.asset.id, {}).get("process") != i.process_key
             ]
             if result.locked_mismatch:
                 result.seconds = time.perf_counter() - start
@@ -129,7 +129,7 @@ def build(manifest: Manifest, options: Options, on_event: Event = lambda kind, d
             cache.clean_tmp()
             _clean_output_temps(manifest.output_dir)
             _Runner(manifest, options, cache, plan, result, on_event).run(records)
-        new_lock = dict(lock)
+        new_lock = dict(lock.entries)
         failed = {f["id"] for f in result.failures}
         for item in plan.items:
             aid = item.asset.id
@@ -138,7 +138,7 @@ def build(manifest: Manifest, options: Options, on_event: Event = lambda kind, d
             built = records.get(aid)
             if built is None:
                 continue
-            old = lock.get(aid)
+            old = lock.entries.get(aid)
             if old and old.get("file") != item.file:
                 _unlink(manifest.output_dir / old["file"])
             new_lock[aid] = _lock_entry(item, built, old)
@@ -155,7 +155,8 @@ def build(manifest: Manifest, options: Options, on_event: Event = lambda kind, d
         write_if_changed(pack_path, pack)
         write_if_changed(lock_path, render_lock(new_lock))
         new_state = {"version": 1, "outputs": outputs_state, "assetpack": stat_signature(pack_path),
-                     "manifest": manifest.digest if not result.failures else ""}
+                     "manifest": manifest.digest if not result.failures else "",
+                     "lock": stat_signature(lock_path), "keys": brief_of(new_lock)}
         write_if_changed(state_path, _json(new_state))
     result.seconds = time.perf_counter() - start
     on_event("finish", result.summary())
