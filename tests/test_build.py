@@ -207,3 +207,18 @@ def test_example_builds_offline(tmp_path):
     for a in p.pack()["assets"]:
         data, _ = sf.read(p.out / a["file"])
         assert np.abs(data).max() > 0.01, a["id"]
+
+
+def test_edited_lockfile_is_noticed(project):
+    """The no-op shortcut reads keys from the state file only while the lockfile is unchanged."""
+    project.build()
+    lock_path = project.root / "assetbuild.lock"
+    lock = json.loads(lock_path.read_text())
+    lock["assets"]["wind"]["process"] = "0" * 64  # as if an older lockfile was checked out
+    lock_path.write_text(json.dumps(lock, indent=1, sort_keys=True))
+    proc = project.run("build", str(project.manifest), "--locked")
+    assert proc.returncode == 1 and "wind" in proc.stderr and "line_01" not in proc.stderr
+    s = project.build()
+    assert (s["generated"], s["processed"]) == (0, 0)
+    assert json.loads(lock_path.read_text())["assets"]["wind"]["process"] != "0" * 64
+    assert project.build("--locked")["generated"] == 0
