@@ -11,6 +11,7 @@ import sys
 import time
 
 import numpy as np
+import pytest
 import soundfile as sf
 
 from conftest import REPO, Project
@@ -222,3 +223,24 @@ def test_edited_lockfile_is_noticed(project):
     assert (s["generated"], s["processed"]) == (0, 0)
     assert json.loads(lock_path.read_text())["assets"]["wind"]["process"] != "0" * 64
     assert project.build("--locked")["generated"] == 0
+
+
+@pytest.mark.parametrize("group", [True, False], ids=["ctrl-c", "kill-int-main"])
+def test_interrupt_stops_promptly_and_cleanly(tmp_path, group):
+    # Beds long enough that waiting for in-flight jobs would take far longer than allowed.
+    beds = "".join(f'[[ambience]]\nid = "bed_{i}"\nprompt = "heavy rain"\nduration = 600\n' for i in range(4))
+    p = Project(tmp_path, beds)
+    proc = subprocess.Popen([sys.executable, "-m", "assetbuild", "build", str(p.manifest), "-j", "2"], cwd=tmp_path,
+                            start_new_session=True, stderr=subprocess.PIPE, text=True)
+    time.sleep(3)  # workers are busy rendering
+    if group:
+        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C does: the whole foreground group
+    else:
+        os.kill(proc.pid, signal.SIGINT)  # a supervisor stopping just the build
+    start = time.monotonic()
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130 and time.monotonic() - start < 5
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err
+    assert "interrupted" in err
+    assert not list(tmp_path.rglob("*.tmp"))
+    assert not (tmp_path / "build" / "audio" / "assetpack.json").exists()  # nothing half-finished claimed

@@ -221,8 +221,18 @@ class _Runner:
                                      heavy=False)
                 self.submit_generate(heavy_items, heavy=True)
                 while self.pending:
-                    self.complete(self.done.get())
+                    try:  # a timed get, because an untimed one cannot be interrupted by Ctrl-C
+                        self.complete(self.done.get(timeout=0.5))
+                    except queue.Empty:
+                        pass
                 heavy.submit(_unload_all).result()
+        except BaseException:
+            # Ctrl-C or a crash here: stop now. Finished jobs are already in the cache; running
+            # ones leave only temp files, which the next build removes.
+            if self._pool is not None:
+                for proc in list(getattr(self._pool, "_processes", {}).values()):
+                    proc.terminate()
+            raise
         finally:
             if self._pool is not None:
                 self._pool.shutdown(wait=True, cancel_futures=True)
@@ -235,7 +245,7 @@ class _Runner:
 
             # forkserver/spawn: never fork this (possibly multi-threaded) process directly.
             method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-            self._pool = ProcessPoolExecutor(max_workers=self.workers,
+            self._pool = ProcessPoolExecutor(max_workers=self.workers, initializer=_ignore_sigint,
                                              mp_context=multiprocessing.get_context(method))
         return self._pool
 
@@ -334,6 +344,13 @@ class _Runner:
     def fail(self, asset_id: str, error: str) -> None:
         self.result.failures.append({"id": asset_id, "error": error})
         self.on_event("failed", {"id": asset_id, "error": error})
+
+
+def _ignore_sigint() -> None:
+    # Ctrl-C reaches every process of the terminal's group; the main process handles it.
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _heavy_batch(root: str, name: str, jobs: list[tuple[str, Any]]) -> list[tuple[str, str | None]]:
