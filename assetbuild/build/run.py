@@ -46,15 +46,17 @@ class Options:
 @dataclass
 class BuildResult:
     plan: Plan
-    generated: int = 0
     processed: int = 0
-    placed: int = 0
     removed: int = 0
     failures: list[dict[str, str]] = field(default_factory=list)
     locked_mismatch: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
 
     generated_ids: set[str] = field(default_factory=set)
+
+    @property
+    def generated(self) -> int:
+        return len(self.generated_ids)
 
     @property
     def reused(self) -> int:
@@ -129,38 +131,48 @@ def build(manifest: Manifest, options: Options, on_event: Event = lambda kind, d
             cache.clean_tmp()
             _clean_output_temps(manifest.output_dir)
             _Runner(manifest, options, cache, plan, result, on_event).run(records)
-        new_lock = dict(lock.entries)
-        failed = {f["id"] for f in result.failures}
-        for item in plan.items:
-            aid = item.asset.id
-            if aid in failed:
-                continue
-            built = records.get(aid)
-            if built is None:
-                continue
-            old = lock.entries.get(aid)
-            if old and old.get("file") != item.file:
-                _unlink(manifest.output_dir / old["file"])
-            new_lock[aid] = _lock_entry(item, built, old)
-            outputs_state[aid] = {"file": item.file, "sig": stat_signature(manifest.output_dir / item.file)}
-        for aid, entry in plan.removed.items():
-            _unlink(manifest.output_dir / entry.get("file", ""))
-            new_lock.pop(aid, None)
-            outputs_state.pop(aid, None)
-            records.pop(aid, None)
-            result.removed += 1
-        current = {i.asset.id: i for i in plan.items}
-        pack = render_assetpack(manifest, [asset_record(current[a].asset, current[a].file, r)
-                                           for a, r in records.items() if a in current])
-        write_if_changed(pack_path, pack)
-        write_if_changed(lock_path, render_lock(new_lock))
-        new_state = {"version": 1, "outputs": outputs_state, "assetpack": stat_signature(pack_path),
-                     "manifest": manifest.digest if not result.failures else "",
-                     "lock": stat_signature(lock_path), "keys": brief_of(new_lock)}
-        write_if_changed(state_path, _json(new_state))
+        _write_results(manifest, plan, result, records, lock, outputs_state, lock_path, state_path)
     result.seconds = time.perf_counter() - start
     on_event("finish", result.summary())
     return result
+
+
+def _write_results(manifest: Manifest, plan: Plan, result: BuildResult, records: dict[str, dict[str, Any]],
+                   lock: Lockfile, outputs_state: dict[str, Any], lock_path: Path, state_path: Path) -> None:
+    """Record what this build left on disk: lockfile, assetpack.json and the state file.
+
+    Failed assets keep their previous lock entry and metadata; removed assets lose their output.
+    """
+    pack_path = manifest.output_dir / "assetpack.json"
+    new_lock = dict(lock.entries)
+    failed = {f["id"] for f in result.failures}
+    for item in plan.items:
+        aid = item.asset.id
+        if aid in failed:
+            continue
+        built = records.get(aid)
+        if built is None:
+            continue
+        old = lock.entries.get(aid)
+        if old and old.get("file") != item.file:
+            _unlink(manifest.output_dir / old["file"])
+        new_lock[aid] = _lock_entry(item, built, old)
+        outputs_state[aid] = {"file": item.file, "sig": stat_signature(manifest.output_dir / item.file)}
+    for aid, entry in plan.removed.items():
+        _unlink(manifest.output_dir / entry.get("file", ""))
+        new_lock.pop(aid, None)
+        outputs_state.pop(aid, None)
+        records.pop(aid, None)
+        result.removed += 1
+    current = {i.asset.id: i for i in plan.items}
+    pack = render_assetpack(manifest, [asset_record(current[a].asset, current[a].file, r)
+                                       for a, r in records.items() if a in current])
+    write_if_changed(pack_path, pack)
+    write_if_changed(lock_path, render_lock(new_lock))
+    new_state = {"version": 1, "outputs": outputs_state, "assetpack": stat_signature(pack_path),
+                 "manifest": manifest.digest if not result.failures else "",
+                 "lock": stat_signature(lock_path), "keys": brief_of(new_lock)}
+    write_if_changed(state_path, _json(new_state))
 
 
 def _lock_entry(item: Item, built: dict[str, Any], old: dict[str, Any] | None) -> dict[str, Any]:
@@ -201,6 +213,7 @@ class _Runner:
         # Finished futures arrive here (O(1) per job, however many are pending).
         self.done: queue.SimpleQueue[Future] = queue.SimpleQueue()
         self.jobs = options.jobs or os.cpu_count() or 1
+        self.regenerated: set[str] = set()
 
     # -- entry points ----------------------------------------------------------------------
     def run(self, records: dict[str, dict[str, Any]]) -> None:
@@ -258,7 +271,8 @@ class _Runner:
         root = str(self.cache.root)
         for (name, _), group in sorted(groups.items()):
             cls = backends.get(name)
-            size = max(1, min(cls.max_batch, math.ceil(len(group) / self.jobs) if not heavy else cls.max_batch))
+            # Parallel backends: spread a group over the workers; heavy ones: full batches.
+            size = cls.max_batch if heavy else max(1, min(cls.max_batch, math.ceil(len(group) / self.jobs)))
             for start in range(0, len(group), size):
                 batch = group[start:start + size]
                 jobs = [(i.generate_key, i.request) for i in batch]
@@ -290,7 +304,6 @@ class _Runner:
                 if error:
                     self.fail(aid, error)
                 else:
-                    self.result.generated += 1
                     self.result.generated_ids.add(aid)
                     self.submit_process(self.items[aid])
             return
@@ -319,9 +332,10 @@ class _Runner:
         self.finish(item, entry["record"], "placed", blob)
 
     def regenerate(self, item: Item) -> None:
-        if item.action == GENERATE and item.reasons == ["cache entry corrupt"]:
+        if item.asset.id in self.regenerated:  # once only: the fresh entry is unreadable too
             self.fail(item.asset.id, "generated audio could not be read back from the cache")
             return
+        self.regenerated.add(item.asset.id)
         item.action, item.reasons = GENERATE, ["cache entry corrupt"]
         self.submit_generate([item], heavy=not backends.get(item.asset.backend).parallel)
 
@@ -333,8 +347,6 @@ class _Runner:
         except OSError as exc:
             self.fail(item.asset.id, f"cannot write {dest}: {exc.strerror or exc}")
             return
-        if status == "placed":
-            self.result.placed += 1
         self.records[item.asset.id] = record
         self.on_event("asset", {"id": item.asset.id, "kind": item.asset.kind, "status": status,
                                 "file": item.file, "generator": record.get("generator"),

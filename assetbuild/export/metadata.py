@@ -25,6 +25,8 @@ def asset_record(asset: Asset, file: str, built: dict[str, Any]) -> dict[str, An
         "backend": asset.backend,
         "seed": asset.seed,
     }
+    # For a failed asset, ``built`` is its previous record: its own file and format win, so the
+    # metadata keeps pointing at the output that is still there.
     record.update(built)
     if asset.take is not None:
         record["group"] = asset.entry_id
