@@ -53,14 +53,18 @@ def _fail_usage(exc: Exception) -> NoReturn:
     sys.exit(2)
 
 
-def _load(manifest: str):
+def _load(manifest: str, quiet: bool = False):
     from .errors import UsageError
     from .manifest import load
 
     try:
-        return load(manifest)
+        m = load(manifest)
     except UsageError as exc:
         _fail_usage(exc)
+    if not quiet:
+        for w in m.warnings:
+            click.echo(f"warning: {w}", err=True)
+    return m
 
 
 @main.command()
@@ -79,7 +83,7 @@ def build(manifest: str, locked: bool, as_json: bool, quiet: bool, jobs: int | N
     from .errors import UsageError
     from .progress import Reporter
 
-    m = _load(manifest)
+    m = _load(manifest, quiet=quiet)
     reporter = Reporter(quiet=quiet or as_json, stream=sys.stderr)
     options = Options(cache_dir=Path(cache_dir) if cache_dir else None, jobs=jobs or 0, copy=copy, locked=locked)
     try:

@@ -233,7 +233,9 @@ def test_align_fallbacks():
               (P, 8, 0, 700, "l"), (P, 8, 0, 900, "_:"), (E, 12, 0, 1000, None)]
     words, phonemes = align(text, events, 1000, 1000)
     assert [w["text"] for w in words] == ["on", "the", "hill"]
-    assert words[0]["start"] == 0.1 and words[1]["end"] == 0.5  # "the" shares the time of "on"
+    # Words start at their first phoneme (the WORD event can precede a pause); "the" shares
+    # the time of "on", up to where "hill" starts.
+    assert words[0]["start"] == 0.11 and words[1]["end"] == 0.51
     assert words[2]["end"] == 0.9  # ends where the pause starts
     assert [p["symbol"] for p in phonemes] == ["O", "n", "D", "@", "h", "I", "l"]
     # No phoneme events: words end at the next word.

@@ -21,17 +21,30 @@ class Settings:
     loudness: float
     true_peak: float
     loop: bool = False
+    trim: bool = False
+    trim_threshold: float = -50.0
+    trim_pad: float = 0.05
 
 
 def master(audio: np.ndarray, sr: int, s: Settings) -> tuple[np.ndarray, dict[str, Any]]:
-    """Channels -> sample rate -> loudness and true peak. Returns (frames x channels, info)."""
+    """Trim -> channels -> sample rate -> loudness and true peak. Returns (frames x channels, info).
+
+    ``info["offset"]`` is the seconds cut from the start: timings of the generated audio minus
+    it are timings in the output (resampling keeps times; it only changes the frame count).
+    """
     audio = to_channels(np.asarray(audio, dtype=np.float32), s.channels)
+    offset = 0
+    if s.trim and not s.loop:
+        from .cleanup import trim_silence
+
+        audio, offset = trim_silence(audio, sr, threshold_db=s.trim_threshold, pad=s.trim_pad)
     if s.loop and sr != s.sample_rate:
         audio = _resample_loop(audio, sr, s.sample_rate)
     else:
         audio = resample(audio, sr, s.sample_rate)
     audio, info = normalize(audio, s.sample_rate, s.loudness, s.true_peak)
     info["loop"] = {"start": 0, "end": len(audio) - 1} if s.loop else None
+    info["offset"] = offset / sr
     return np.ascontiguousarray(audio, dtype=np.float32), info
 
 

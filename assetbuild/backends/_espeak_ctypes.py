@@ -42,6 +42,7 @@ espeakINITIALIZE_DONT_EXIT = 0x8000
 # espeak_Synth flags
 espeakCHARS_AUTO, espeakCHARS_UTF8 = 0, 1
 espeakSSML = 0x10
+espeakPHONEMES = 0x100  # [[...]] in the text is phoneme input
 # espeak_PARAMETER
 espeakRATE, espeakVOLUME, espeakPITCH, espeakRANGE = 1, 2, 3, 4
 # espeak_ERROR
@@ -189,7 +190,7 @@ class Engine:
         raise VoiceError(f"unknown eSpeak voice '{voice}' (try en-us, en-gb, fr, de, es, ...)")
 
     def synth(self, text: str, voice: str, rate: int, pitch: int, range_: int,
-              seed: int = 0) -> tuple[bytes, list[Event]]:
+              seed: int = 0, flags: int = 0) -> tuple[bytes, list[Event]]:
         """Speak ``text`` in this process: (16-bit mono samples, events)."""
         lib = self.lib
         if lib is None:
@@ -206,7 +207,7 @@ class Engine:
         data = text.replace("\0", " ").encode("utf-8")
         self._chunks, self._events = [], []
         try:
-            err = lib.espeak_Synth(data, len(data) + 1, 0, POS_CHARACTER, 0, espeakCHARS_UTF8, None, None)
+            err = lib.espeak_Synth(data, len(data) + 1, 0, POS_CHARACTER, 0, espeakCHARS_UTF8 | flags, None, None)
             if err != EE_OK:
                 raise SynthError(f"espeak_Synth failed (error {err})")
             lib.espeak_Synchronize()
@@ -215,7 +216,7 @@ class Engine:
             self._chunks, self._events = [], []
 
     def synth_forked(self, text: str, voice: str, rate: int, pitch: int, range_: int,
-                     seed: int = 0) -> tuple[bytes, list[Event]]:
+                     seed: int = 0, flags: int = 0) -> tuple[bytes, list[Event]]:
         """Speak ``text`` in a forked child of this (never-synthesising) process.
 
         Gives byte-identical output for identical input, whatever was spoken before.
@@ -234,7 +235,7 @@ class Engine:
             try:
                 os.close(r)
                 try:
-                    payload: tuple = ("ok", self.synth(text, voice, rate, pitch, range_, seed))
+                    payload: tuple = ("ok", self.synth(text, voice, rate, pitch, range_, seed, flags))
                 except BaseException as exc:  # noqa: BLE001 - everything goes back to the parent
                     payload = ("error", isinstance(exc, VoiceError), f"{type(exc).__name__}: {exc}"
                                if not isinstance(exc, (VoiceError, SynthError)) else str(exc))

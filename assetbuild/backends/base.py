@@ -28,6 +28,10 @@ class Request:
     duration: float | None = None  # seconds; None lets the backend choose
     loop: bool = False
     emotion: str | None = None
+    locale: str | None = None  # language of the line ("en", "fr", ...) when the project has locales
+    ssml: bool = False  # ``text`` is SSML
+    # Pronunciation lexicon entries the line uses: word -> {"say": ..., "phonemes": ...}.
+    lexicon: dict[str, dict[str, str]] = field(default_factory=dict)
     # Backend settings: the voice table (dialogue) merged with per-entry overrides.
     settings: dict[str, Any] = field(default_factory=dict)
 
@@ -38,9 +42,10 @@ class Result:
 
     audio: Any  # numpy.ndarray; typed loosely so this module does not import numpy
     sample_rate: int
-    # Optional extras recorded in the metadata: "words" (list of {text, start, end, ...}
-    # in seconds), "phonemes", "generator" (what rendered it), "model", "notes", and
-    # "warnings" (one-line strings the build shows the user, e.g. a prompt nothing matched).
+    # Optional extras recorded in the metadata: "words" (see assetbuild.speech.alignment: one
+    # per display token, {text, start, end, span}, seconds), "phonemes" ({symbol, start, end}),
+    # "timing" ("measured" or "estimated"), "generator" (what rendered it), "model", "notes",
+    # and "warnings" (one-line strings the build shows the user, e.g. a prompt nothing matched).
     meta: dict[str, Any] = field(default_factory=dict)
 
 

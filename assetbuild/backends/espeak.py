@@ -10,10 +10,11 @@ forked from a process that initialised eSpeak but never spoke, so the same reque
 gives the same bytes (about 10 ms a line). Without fork (Windows) lines are spoken in process
 and repeated runs may differ slightly.
 
-Timing: ``meta["words"]`` has one entry per source token (a whitespace-separated word with
-punctuation stripped from its edges), with the time span of everything eSpeak said for it
+Timing: ``meta["words"]`` has one entry per source token of the displayed text (see
+:mod:`assetbuild.speech.alignment`), with the time span of everything eSpeak said for it
 ("$1,250" spans all of "one thousand two hundred and fifty dollars"), taken from eSpeak's
 word and phoneme events. ``meta["phonemes"]`` lists eSpeak's phoneme mnemonics with times.
+Lexicon phonemes are passed as eSpeak's ``[[...]]`` phoneme input (enabled for every line).
 
 Importing this module is cheap: numpy and the library are loaded by ``load``/``generate``.
 """
@@ -24,7 +25,6 @@ import os
 import re
 import sys
 import threading
-import unicodedata
 from typing import Any, ClassVar
 
 from ..manifest.fields import Field
@@ -51,8 +51,8 @@ EMOTION_DELIVERY: dict[str, dict[str, Any]] = {
 }
 
 _SETTINGS = (
-    Field("voice", "str", "eSpeak NG voice name, e.g. en-us, en-gb, fr, de; optionally with a variant: en-us+f3",
-          default="en-us"),
+    Field("voice", "str", "eSpeak NG voice name, e.g. en-us, en-gb, fr, de; optionally with a variant: "
+          "en-us+f3. Default: the line's locale (\"en\" speaks en-us), or en-us without locales."),
     Field("rate", "int", "Speaking rate in words per minute", default=175, minimum=80, maximum=450),
     Field("pitch", "int", "Base pitch, 0-100", default=50, minimum=0, maximum=100),
     Field("range", "int", "Pitch range (intonation), 0-100", default=50, minimum=0, maximum=100),
@@ -87,6 +87,13 @@ def _clamp(name: str, value: float) -> int:
     return int(min(max(round(value), f.minimum), f.maximum))
 
 
+def locale_voice(locale: str | None) -> str:
+    """The eSpeak voice for a locale code: voices are named by language ("fr", "pt-br")."""
+    if not locale or locale.lower() == "en":
+        return "en-us"
+    return locale.lower()
+
+
 def _split_voice(voice: str) -> tuple[str, str | None]:
     base, plus, variant = voice.strip().partition("+")
     return base.strip(), (variant.strip() or None) if plus else None
@@ -95,7 +102,7 @@ def _split_voice(voice: str) -> tuple[str, str | None]:
 def delivery(request: Request) -> dict[str, Any]:
     """The voice and parameters that speak ``request``: settings, defaults, then emotion."""
     s = request.settings or {}
-    voice = str(s.get("voice") or _BY_NAME["voice"].default)
+    voice = str(s.get("voice") or locale_voice(request.locale))
     rate = s.get("rate", _BY_NAME["rate"].default)
     pitch = s.get("pitch", _BY_NAME["pitch"].default)
     range_ = s.get("range", _BY_NAME["range"].default)
@@ -132,7 +139,7 @@ class EspeakBackend:
     max_batch: ClassVar[int] = 32
     parallel: ClassVar[bool] = True
     settings: ClassVar[tuple[Field, ...]] = _SETTINGS
-    VERSION: ClassVar[str] = "1"
+    VERSION: ClassVar[str] = "2"
 
     def __init__(self) -> None:
         self._engine: Any = None
@@ -181,6 +188,8 @@ class EspeakBackend:
     def generate(self, requests: list[Request]) -> list[Result]:
         import numpy as np
 
+        from ..speech.alignment import join
+        from ..speech.script import prepare
         from . import _espeak_ctypes as ec
 
         self.load()
@@ -189,6 +198,7 @@ class EspeakBackend:
             eng = self._engine
             speak = eng.synth_forked if _CAN_FORK else eng.synth
             _, data = _paths()
+            sr = eng.sample_rate
             for req in requests:
                 if req.kind not in self.kinds:
                     raise ValueError(f"the espeak backend speaks dialogue, not {req.kind}")
@@ -196,20 +206,34 @@ class EspeakBackend:
                     raise ValueError(f"{req.id}: no text to speak")
                 d = delivery(req)
                 _check_variant(d["variant"], data)
-                pcm, events = speak(req.text, d["voice"], d["rate"], d["pitch"], d["range"], req.seed)
-                if not pcm:
-                    raise ec.SynthError(f"{req.id}: eSpeak produced no audio")
-                audio = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / np.float32(32768.0)
-                sr = eng.sample_rate
-                words, phonemes = align(req.text, events, len(audio), sr)
+                script = prepare(req.text, ssml=req.ssml, lexicon=req.lexicon, max_chars=MAX_CHARS,
+                                 phonemes=lambda p: f"[[{p}]]")
+                if not script.pieces:
+                    raise ValueError(f"{req.id}: nothing to speak in {req.text!r}")
+                flags = ec.espeakPHONEMES | (ec.espeakSSML if script.ssml else 0)
+                parts = []
+                for piece in script.pieces:
+                    pcm, events = speak(piece.spoken, d["voice"], d["rate"], d["pitch"], d["range"], req.seed,
+                                        flags)
+                    if not pcm:
+                        raise ec.SynthError(f"{req.id}: eSpeak produced no audio")
+                    audio = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / np.float32(32768.0)
+                    parts.append((audio, *spoken_words(events, len(audio), sr)))
+                audio, words, phonemes = join(script, parts, sr)
                 results.append(Result(audio=audio, sample_rate=sr, meta={
+                    "text": script.display,
                     "words": words,
                     "phonemes": phonemes,
+                    "timing": "measured",
                     "voice": d["voice"],
                     "generator": f"eSpeak NG {eng.version}".strip(),
                 }))
         return results
 
+
+# eSpeak speaks long text fine, but a line is split at sentences past this many characters so
+# one piece's timing drift or a runaway expansion stays local.
+MAX_CHARS = 600
 
 _CAN_FORK = hasattr(os, "fork") and sys.platform != "win32"
 
@@ -233,77 +257,34 @@ def _check_variant(variant: str | None, data: str) -> None:
 
 # -- word and phoneme timing -----------------------------------------------------------
 
-_CHUNK = re.compile(r"\S+")
+def spoken_words(events: list, n: int, sr: int) -> tuple[list[dict], list[dict]]:
+    """eSpeak events of a synthesis of ``n`` samples -> (spoken words, phonemes), in seconds.
 
-
-def _is_punct(ch: str) -> bool:
-    return unicodedata.category(ch).startswith("P")
-
-
-# Punctuation eSpeak never speaks as a word (dashes, brackets, quotes, sentence marks), as
-# opposed to '&', '%', '@', '#', '*', '/' which it may read out.
-_SILENT_CATEGORIES = ("Pd", "Ps", "Pe", "Pi", "Pf")
-_SILENT_CHARS = frozenset(".,;:!?\u2026\u00a1\u00bf\"'\u00b7\u2025")
-
-
-def _is_silent(ch: str) -> bool:
-    return ch in _SILENT_CHARS or unicodedata.category(ch) in _SILENT_CATEGORIES
-
-
-def tokens(text: str) -> list[tuple[int, int, int, int]]:
-    """Candidate source tokens: (chunk start, chunk end, token start, token end), in code points.
-
-    A chunk is a whitespace-separated run; its token is the chunk with punctuation stripped
-    from both edges. A chunk of punctuation only is kept (token start == end) when it may be
-    spoken ("&", "%"); chunks of silent punctuation ("--", "...") are left out.
-    """
-    out = []
-    for m in _CHUNK.finditer(text):
-        s, e = m.span()
-        ts, te = s, e
-        while ts < te and _is_punct(text[ts]):
-            ts += 1
-        while te > ts and _is_punct(text[te - 1]):
-            te -= 1
-        if ts == te and all(_is_silent(c) for c in text[s:e]):
-            continue
-        out.append((s, e, ts, te))
-    return out
-
-
-def align(text: str, events: list, n: int, sr: int) -> tuple[list[dict], list[dict]]:
-    """Words and phonemes (times in seconds) from eSpeak events for a synthesis of ``n`` samples.
-
-    ``events``: (type, text_position, length, sample, symbol) in emission order, with
-    eSpeak's 1-based character positions.
+    ``events``: (type, text_position, length, sample, symbol) in emission order, with eSpeak's
+    1-based character positions. A spoken word ends where its last phoneme ends (the next WORD
+    event would include the pause) and starts with its first. ``pos`` is its 0-based position
+    in the spoken text.
     """
     from ._espeak_ctypes import EVENT_END, EVENT_PHONEME, EVENT_WORD
 
-    phon = [(min(max(e[3], 0), n), e[4] or "") for e in events if e[0] == EVENT_PHONEME]
-    ends = sorted(min(max(e[3], 0), n) for e in events if e[0] == EVENT_END)
-    word_samples = sorted(min(max(e[3], 0), n) for e in events if e[0] == EVENT_WORD)
+    def clip(x: int) -> int:
+        return min(max(x, 0), n)
 
-    # Each WORD event with the phonemes spoken for it (those that follow it in the stream).
+    phon = [(clip(e[3]), e[4] or "") for e in events if e[0] == EVENT_PHONEME]
+    ends = sorted(clip(e[3]) for e in events if e[0] == EVENT_END)
+    word_samples = sorted(clip(e[3]) for e in events if e[0] == EVENT_WORD)
+
     spoken: list[dict] = []
     pi = 0
     for e in events:
         if e[0] == EVENT_WORD:
-            spoken.append({"pos": e[1] - 1, "sample": min(max(e[3], 0), n), "last": None})
+            spoken.append({"pos": e[1] - 1, "sample": clip(e[3]), "first": None, "last": None})
         elif e[0] == EVENT_PHONEME:
             if spoken and not (e[4] or "").startswith("_"):
+                if spoken[-1]["first"] is None:
+                    spoken[-1]["first"] = pi
                 spoken[-1]["last"] = pi
             pi += 1
-
-    chunks = tokens(text)
-    # Assign each spoken word to the chunk its text position falls in, or else the next one
-    # (eSpeak's positions can drift past skipped punctuation).
-    owner: list[list[dict]] = [[] for _ in chunks]
-    ci = 0
-    for w in sorted(spoken, key=lambda w: w["pos"]):
-        while ci < len(chunks) - 1 and chunks[ci][1] <= w["pos"]:
-            ci += 1
-        if chunks:
-            owner[ci].append(w)
 
     def word_end(w: dict) -> int:
         if w["last"] is not None:  # the next phoneme event starts where the word stops
@@ -311,80 +292,22 @@ def align(text: str, events: list, n: int, sr: int) -> tuple[list[dict], list[di
         later = [s for s in word_samples if s > w["sample"]] + [s for s in ends if s > w["sample"]]
         return min(later, default=n)
 
-    # One entry per token; all-punctuation chunks count only when eSpeak spoke them ("&").
-    items: list[dict] = []
-    for (cs, ce, ts, te), ws in zip(chunks, owner):
-        if ts == te:
-            if not ws:
-                continue
-            ts, te = cs, ce
-        entry = {"span": [ts, te], "start": None, "end": None}
-        if ws:
-            entry["start"] = min(w["sample"] for w in ws)
-            entry["end"] = max(word_end(w) for w in ws)
-        items.append(entry)
+    def word_start(w: dict) -> int:  # its first sounding phoneme: the WORD event may precede a pause
+        return max(w["sample"], phon[w["first"]][0]) if w["first"] is not None else w["sample"]
 
-    _fill_untimed(items, n)
-
-    def sec(x: int) -> float:
-        return min(round(x / sr, 4), n / sr)
-
-    # Words abut when there is no pause: a word ends where the next one starts at the latest.
-    for it, nxt in zip(items, items[1:]):
-        if it["start"] <= nxt["start"] < it["end"]:
-            it["end"] = nxt["start"]
-
-    words = []
-    prev = 0
-    for it in items:
-        start = min(max(it["start"], prev), n)
-        end = min(max(it["end"], start), n)
-        prev = end
-        s, e = it["span"]
-        words.append({"text": text[s:e], "start": sec(start), "end": sec(end), "span": [s, e]})
-
+    words = [{"pos": w["pos"], "start": word_start(w) / sr, "end": word_end(w) / sr} for w in spoken]
     phonemes = []
     for i, (start, symbol) in enumerate(phon):
         end = phon[i + 1][0] if i + 1 < len(phon) else n
         if symbol.startswith("_") or end <= start:
             continue  # pauses and zero-length modifiers
-        phonemes.append({"symbol": symbol, "start": sec(start), "end": sec(end)})
+        phonemes.append({"symbol": symbol, "start": round(start / sr, 4), "end": round(end / sr, 4)})
     return words, phonemes
 
 
-def _fill_untimed(items: list[dict], n: int) -> None:
-    """Give tokens eSpeak spoke no word event for a share of their neighbour's time.
+def align(text: str, events: list, n: int, sr: int) -> tuple[list[dict], list[dict]]:
+    """Words of ``text`` (spoken as is, in one piece) and phonemes, from eSpeak events."""
+    from ..speech.alignment import project
 
-    eSpeak sometimes speaks two words as one ("on the"); the untimed word shares the
-    interval of the timed word before it (or after it, at the start), in proportion to
-    the characters of each.
-    """
-    timed = [i for i, it in enumerate(items) if it["start"] is not None]
-    if not timed:
-        _split(items, 0, n)
-        return
-    groups: list[list[int]] = []
-    for i, it in enumerate(items):
-        if it["start"] is not None or not groups:
-            groups.append([i])
-        else:
-            groups[-1].append(i)
-    # Leading untimed tokens join the first timed token's group.
-    if items[groups[0][0]]["start"] is None and len(groups) > 1:
-        groups[1] = groups[0] + groups[1]
-        groups.pop(0)
-    for g in groups:
-        members = [items[i] for i in g]
-        timed_one = next(it for it in members if it["start"] is not None)
-        if len(members) > 1:
-            _split(members, timed_one["start"], max(timed_one["end"], timed_one["start"]))
-
-
-def _split(members: list[dict], start: int, end: int) -> None:
-    weights = [max(it["span"][1] - it["span"][0], 1) for it in members]
-    total = sum(weights)
-    acc = 0
-    for it, w in zip(members, weights):
-        it["start"] = start + (end - start) * acc // total
-        acc += w
-        it["end"] = start + (end - start) * acc // total
+    spoken, phonemes = spoken_words(events, n, sr)
+    return project(text, spoken, n / sr), phonemes

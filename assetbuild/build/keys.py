@@ -48,6 +48,11 @@ def generate_inputs(asset: Asset, fingerprint: dict[str, Any]) -> dict[str, Any]
         "seed": asset.seed,
         "voice settings": asset.settings,
     })
+    # Only when used, so lines without them keep their keys.
+    if asset.locale:
+        inputs["locale"] = asset.fallback_from or asset.locale
+    if asset.lexicon:
+        inputs["lexicon"] = asset.lexicon
     return inputs
 
 

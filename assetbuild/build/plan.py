@@ -66,11 +66,21 @@ def request_for(asset: Asset) -> Request:
     v = asset.values
     return Request(id=asset.id, kind=asset.kind, seed=asset.seed, text=v.get("text"), prompt=v.get("prompt"),
                    duration=v.get("duration"), loop=bool(v.get("loop", False)), emotion=v.get("emotion"),
-                   settings=dict(asset.settings))
+                   locale=asset.fallback_from or asset.locale, ssml=bool(v.get("ssml", False)),
+                   lexicon=dict(asset.lexicon), settings=dict(asset.settings))
 
 
 def output_file(asset: Asset) -> str:
     return f"{asset.kind}/{asset.id}{EXTENSIONS[asset.values['format']]}"
+
+
+# Files written beside a dialogue line's audio, by name in the process record's "sidecars".
+SIDECARS = {"srt": ".srt", "vtt": ".vtt", "rhubarb": ".rhubarb.json", "visemes": ".visemes.json"}
+
+
+def sidecar_file(file: str, name: str) -> str:
+    """``dialogue/intro.wav`` -> ``dialogue/intro.srt`` (for name "srt")."""
+    return file.rpartition(".")[0] + SIDECARS[name]
 
 
 def make_plan(manifest: Manifest, cache: Cache, lock: Lockfile, state: dict[str, Any]) -> Plan:
@@ -105,7 +115,9 @@ def _decide(item: Item, output_dir: str, cache: Cache, lock: Lockfile, placed: d
     brief = lock.brief.get(item.asset.id)
     if brief and brief["process"] == item.process_key and brief["file"] == item.file:
         if placed and placed.get("file") == item.file and placed.get("sig") == stat_signature(
-                os.path.join(output_dir, item.file)):
+                os.path.join(output_dir, item.file)) and all(
+                sig == stat_signature(os.path.join(output_dir, sidecar_file(item.file, name)))
+                for name, sig in placed.get("sidecars", {}).items()):
             item.action = FRESH
             return
     locked = lock.entries.get(item.asset.id)  # the full entry, for the reasons

@@ -23,12 +23,12 @@ from typing import Any, Iterator
 
 from .. import backends
 from ..errors import UsageError
-from ..export.metadata import asset_record, render_assetpack
+from ..export.metadata import asset_record, record_key, render_assetpack
 from ..manifest.model import Manifest
 from . import keys
 from .cache import Cache
 from .lock import Lockfile, brief_of, read_json, render_lock, stat_signature, write_if_changed
-from .plan import FRESH, GENERATE, PLACE, PROCESS, Item, Plan, make_plan
+from .plan import FRESH, GENERATE, PLACE, PROCESS, SIDECARS, Item, Plan, make_plan, sidecar_file
 from .worker import CacheMiss, ProcessJob, generate_batch, unload
 from .worker import process as process_job
 
@@ -155,11 +155,15 @@ def _write_results(manifest: Manifest, plan: Plan, result: BuildResult, records:
             continue
         old = lock.entries.get(aid)
         if old and old.get("file") != item.file:
-            _unlink(manifest.output_dir / old["file"])
+            _unlink_output(manifest.output_dir, old["file"])
         new_lock[aid] = _lock_entry(item, built, old)
-        outputs_state[aid] = {"file": item.file, "sig": stat_signature(manifest.output_dir / item.file)}
+        out = manifest.output_dir
+        outputs_state[aid] = {"file": item.file, "sig": stat_signature(out / item.file)}
+        if built.get("sidecars"):
+            outputs_state[aid]["sidecars"] = {name: stat_signature(out / sidecar_file(item.file, name))
+                                              for name in built["sidecars"]}
     for aid, entry in plan.removed.items():
-        _unlink(manifest.output_dir / entry.get("file", ""))
+        _unlink_output(manifest.output_dir, entry.get("file", ""))
         new_lock.pop(aid, None)
         outputs_state.pop(aid, None)
         records.pop(aid, None)
@@ -200,7 +204,7 @@ def _previous_records(manifest: Manifest, state: dict[str, Any]) -> dict[str, di
     if not state.get("assetpack") or state["assetpack"] != stat_signature(path):
         return {}
     doc = read_json(path) or {}
-    return {r["id"]: r for r in doc.get("assets", []) if isinstance(r, dict) and "id" in r}
+    return {record_key(r): r for r in doc.get("assets", []) if isinstance(r, dict) and "id" in r}
 
 
 class _Runner:
@@ -283,10 +287,14 @@ class _Runner:
                 self.track(future, ("generate", [i.asset.id for i in batch]))
 
     def submit_process(self, item: Item) -> None:
+        from ..audio.master import Settings
+
         v = item.asset.values
-        job = ProcessJob(item.asset.id, item.generate_key, item.process_key, v["format"], v["bit_depth"],
-                         self.manifest.sample_rate, v["channels"], v["loudness"], v["true_peak"],
-                         bool(v.get("loop", False)))
+        settings = Settings(self.manifest.sample_rate, v["channels"], v["loudness"], v["true_peak"],
+                            loop=bool(v.get("loop", False)), trim=bool(v.get("trim", False)),
+                            trim_threshold=v["trim_threshold"], trim_pad=v["trim_pad"])
+        job = ProcessJob(item.asset.id, item.asset.kind, item.generate_key, item.process_key, v["format"],
+                         v["bit_depth"], settings, text=v.get("text"), ssml=bool(v.get("ssml", False)))
         self.track(self.pool.submit(process_job, str(self.cache.root), job), ("process", item.asset.id))
 
     def track(self, future: Future, what: tuple[str, Any]) -> None:
@@ -323,13 +331,16 @@ class _Runner:
         entry = self.cache.get_entry("process", item.process_key)
         blob = self.cache.verified_blob(entry["file"]) if entry else None
         if blob is None:  # corrupt or vanished: never export it, rebuild instead
-            if self.cache.has_entry("generate", item.generate_key):
-                item.action = PROCESS
-                self.submit_process(item)
-            else:
-                self.regenerate(item)
+            self.rebuild(item)
             return
         self.finish(item, entry["record"], "placed", blob)
+
+    def rebuild(self, item: Item) -> None:
+        if item.action == PLACE and self.cache.has_entry("generate", item.generate_key):
+            item.action = PROCESS
+            self.submit_process(item)
+        else:
+            self.regenerate(item)
 
     def regenerate(self, item: Item) -> None:
         if item.asset.id in self.regenerated:  # once only: the fresh entry is unreadable too
@@ -343,7 +354,15 @@ class _Runner:
         dest = self.manifest.output_dir / item.file
         try:
             blob = blob or self.cache.blob_path(record["sha256"])
+            for name, sha in (record.get("sidecars") or {}).items():
+                side = self.cache.verified_blob(sha)
+                if side is None:
+                    raise CacheMiss(sha)
+                place_file(side, self.manifest.output_dir / sidecar_file(item.file, name), self.options.copy)
             place_file(blob, dest, self.options.copy)
+        except CacheMiss:  # a sidecar file is corrupt or gone
+            self.rebuild(item)
+            return
         except OSError as exc:
             self.fail(item.asset.id, f"cannot write {dest}: {exc.strerror or exc}")
             return
@@ -397,12 +416,24 @@ def place_file(blob: Path, dest: Path, copy: bool = False) -> None:
     if copy:
         shutil.copyfile(blob, tmp)
     os.replace(tmp, dest)
+    # rename() does nothing when both names are links to the same file (dest was already this
+    # blob): the temp name is then still there.
+    _unlink(tmp)
 
 
 def _clean_output_temps(output_dir: Path) -> None:
     if output_dir.exists():
         for tmp in output_dir.rglob(".*.tmp"):
             _unlink(tmp)
+
+
+def _unlink_output(output_dir: Path, file: str) -> None:
+    """Remove an asset's file and whatever sidecar files it had."""
+    if not file:
+        return
+    _unlink(output_dir / file)
+    for name in SIDECARS:
+        _unlink(output_dir / sidecar_file(file, name))
 
 
 def _unlink(path: Path) -> None:

@@ -22,15 +22,14 @@ class CacheMiss(Exception):
 @dataclass(frozen=True)
 class ProcessJob:
     asset_id: str
+    kind: str
     generate_key: str
     process_key: str
     format: str
     bit_depth: int
-    sample_rate: int
-    channels: int
-    loudness: float
-    true_peak: float
-    loop: bool
+    settings: Any  # audio.master.Settings
+    text: str | None = None  # dialogue: the line as written, for subtitles when the backend gave none
+    ssml: bool = False
 
 
 _loaded: set[str] = set()
@@ -103,42 +102,76 @@ def load_generated(cache: Cache, key: str) -> tuple[Any, int, dict[str, Any]]:
 
 
 def process(cache_root: str, job: ProcessJob) -> dict[str, Any]:
-    """Master and encode one generated asset; store the file; return its metadata."""
-    from ..audio.master import Settings, master
+    """Master and encode one generated asset; store the file (and, for dialogue, its subtitle
+    and lip-sync files); return its metadata."""
+    from ..audio.master import master
     from ..export.audiofile import write_audio
     from .cache import file_sha256
 
     cache = Cache(cache_root)
     audio, sr, meta = load_generated(cache, job.generate_key)
-    settings = Settings(job.sample_rate, job.channels, job.loudness, job.true_peak, job.loop)
-    mastered, info = master(audio, sr, settings)
+    s = job.settings
+    mastered, info = master(audio, sr, s)
     loop = info["loop"]
     tmp = cache.temp_file("." + job.format)
-    write_audio(tmp, mastered, job.sample_rate, format=job.format, bit_depth=job.bit_depth,
+    write_audio(tmp, mastered, s.sample_rate, format=job.format, bit_depth=job.bit_depth,
                 loop=(loop["start"], loop["end"]) if loop else None)
     sha = file_sha256(tmp)
     cache.put_file(tmp)
     record = {
-        "duration": round(len(mastered) / job.sample_rate, 6),
+        "duration": round(len(mastered) / s.sample_rate, 6),
         "frames": len(mastered),
-        "sample_rate": job.sample_rate,
-        "channels": job.channels,
+        "sample_rate": s.sample_rate,
+        "channels": s.channels,
         "loudness": _round(info["loudness"]),
         "loudness_mode": info["mode"],
-        "loudness_target": job.loudness,
+        "loudness_target": s.loudness,
         "gain_db": _round(info["gain_db"]),
         "true_peak": _round(info["true_peak"]),
-        "true_peak_ceiling": job.true_peak,
+        "true_peak_ceiling": s.true_peak,
         "target_met": bool(info["target_met"]),
         "loop": loop,
+        "trimmed_start": round(info["offset"], 6),
         "sha256": sha,
         "model": meta.get("model"),
     }
-    for key in ("generator", "notes", "warnings", "words"):
+    for key in ("generator", "notes", "warnings"):
         if key in meta:
             record[key] = meta[key]
-    cache.put_entry("process", job.process_key, {"file": sha, "record": record, "blobs": [sha]})
+    blobs = [sha]
+    if job.kind == "dialogue":
+        files = _speech_files(job, meta, info["offset"], mastered, s.sample_rate, record)
+        record["sidecars"] = {name: cache.put_bytes(text.encode("utf-8")) for name, text in files.items()}
+        blobs += list(record["sidecars"].values())
+    cache.put_entry("process", job.process_key, {"file": sha, "record": record, "blobs": blobs})
     return record
+
+
+def _speech_files(job: ProcessJob, meta: dict[str, Any], offset: float, audio: Any, sr: int,
+                  record: dict[str, Any]) -> dict[str, str]:
+    """Word timings moved onto the final file, and the subtitle and lip-sync files from them."""
+    import json
+
+    from ..audio.cleanup import active_range
+    from ..export import lipsync, subtitles
+    from ..speech import alignment
+    from ..speech.script import display_text
+
+    duration = len(audio) / sr
+    display = meta.get("text") or display_text(job.text or "", ssml=job.ssml)
+    words, phonemes = alignment.shift(meta.get("words") or [], meta.get("phonemes") or [], offset, duration)
+    timing = meta.get("timing", "measured")
+    if not meta.get("words"):
+        start, end = active_range(audio, sr)
+        words = alignment.estimate(display, start / sr, end / sr, duration)
+        timing = "estimated"
+    record.update({"text": display, "words": words, "timing": timing})
+    cues = subtitles.cues(display, words, duration)
+    files = {"srt": subtitles.render_srt(cues), "vtt": subtitles.render_vtt(cues)}
+    if phonemes:
+        files["rhubarb"] = json.dumps(lipsync.rhubarb(phonemes, duration), indent=1) + "\n"
+        files["visemes"] = json.dumps(lipsync.visemes(phonemes, duration), indent=1) + "\n"
+    return files
 
 
 def _round(x: float) -> float | None:

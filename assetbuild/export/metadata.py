@@ -15,9 +15,11 @@ SCHEMA_VERSION = 1
 
 def asset_record(asset: Asset, file: str, built: dict[str, Any]) -> dict[str, Any]:
     """Merge the manifest's view of an asset with what the process stage measured."""
+    from ..build.plan import sidecar_file
+
     v = asset.values
     record: dict[str, Any] = {
-        "id": asset.id,
+        "id": asset.name,
         "kind": asset.kind,
         "file": file,
         "format": v["format"],
@@ -28,11 +30,22 @@ def asset_record(asset: Asset, file: str, built: dict[str, Any]) -> dict[str, An
     # For a failed asset, ``built`` is its previous record: its own file and format win, so the
     # metadata keeps pointing at the output that is still there.
     record.update(built)
+    sidecars = record.pop("sidecars", None)
+    if sidecars is not None:  # fresh from the process stage; else ``built`` already has the paths
+        record["subtitles"] = {n: sidecar_file(file, n) for n in ("srt", "vtt") if n in sidecars}
+        record["lipsync"] = {n: sidecar_file(file, n) for n in ("rhubarb", "visemes") if n in sidecars} or None
     if asset.take is not None:
         record["group"] = asset.entry_id
         record["take"] = asset.take
     if asset.kind == "dialogue":
-        record["text"] = v["text"]
+        from ..speech.script import display_text
+
+        record.setdefault("text", display_text(v["text"], ssml=bool(v.get("ssml"))))
+        if v.get("ssml"):
+            record["ssml"] = v["text"]
+        record["locale"] = asset.locale
+        if asset.fallback_from:
+            record["fallback_from"] = asset.fallback_from
         record["speaker"] = v.get("speaker")
         record["voice"] = asset.voice
         record["emotion"] = v.get("emotion")
@@ -42,16 +55,22 @@ def asset_record(asset: Asset, file: str, built: dict[str, Any]) -> dict[str, An
     return record
 
 
+def record_key(record: dict[str, Any]) -> str:
+    """The build's key for a record: its id, prefixed by ``<locale>/`` for localised dialogue."""
+    return f"{record['locale']}/{record['id']}" if record.get("locale") else record["id"]
+
+
 def render_assetpack(manifest: Manifest, records: list[dict[str, Any]]) -> str:
     order = {"dialogue": 0, "ambience": 1, "music": 2, "sfx": 3}
-    assets = sorted(records, key=lambda r: (order[r["kind"]], r["id"]))
+    assets = sorted(records, key=lambda r: (order[r["kind"]], r["id"], r.get("locale") or ""))
     groups: dict[str, list[str]] = {}
     for r in assets:
         if "group" in r:
             groups.setdefault(r["group"], []).append(r["id"])
     doc = {
         "schema_version": SCHEMA_VERSION,
-        "project": {"name": manifest.name, "version": manifest.version, "sample_rate": manifest.sample_rate},
+        "project": {"name": manifest.name, "version": manifest.version, "sample_rate": manifest.sample_rate,
+                    "locales": manifest.locales},
         "assets": assets,
         "groups": [{"id": g, "assets": ids} for g, ids in sorted(groups.items())],
     }

@@ -17,7 +17,7 @@ GENERATE, PROCESS, META = "generate", "process", "meta"
 @dataclass(frozen=True)
 class Field:
     name: str
-    type: str  # "str" | "int" | "float" | "bool"
+    type: str  # "str" | "int" | "float" | "bool" | "strlist" | "text" (a string, or a table by locale)
     doc: str
     required: bool = False
     default: Any = None
@@ -48,6 +48,22 @@ class Field:
                 return value, f"expected a string, got {_describe(value)}"
             if self.min_length and len(value.strip()) < self.min_length:
                 return value, "must not be empty"
+        elif t == "strlist":
+            if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+                return value, f"expected an array of non-empty strings, got {_describe(value)}"
+            if len(set(value)) != len(value):
+                return value, "has duplicates"
+        elif t == "text":
+            if isinstance(value, dict):
+                bad = [k for k, v in value.items() if not isinstance(v, str) or not v.strip()]
+                if bad:
+                    return value, f"expected a non-empty string for locale '{bad[0]}'"
+                if not value:
+                    return value, "must not be empty"
+            elif not isinstance(value, str):
+                return value, f"expected a string or a table of strings by locale, got {_describe(value)}"
+            elif self.min_length and len(value.strip()) < self.min_length:
+                return value, "must not be empty"
         if self.choices is not None and value not in self.choices:
             return value, "expected one of " + ", ".join(_show(c) for c in self.choices) + f", got {_show(value)}"
         if self.minimum is not None:
@@ -60,17 +76,24 @@ class Field:
         return value, None
 
     def json_schema(self) -> dict[str, Any]:
-        js: dict[str, Any] = {
-            "type": {"str": "string", "int": "integer", "float": "number", "bool": "boolean"}[self.type],
-            "description": self.doc,
-        }
+        js: dict[str, Any] = {"description": self.doc}
+        if self.type == "strlist":
+            js["type"] = "array"
+            js["items"] = {"type": "string", "minLength": 1}
+            js["uniqueItems"] = True
+        elif self.type == "text":
+            js["anyOf"] = [{"type": "string", "minLength": self.min_length or 0},
+                           {"type": "object", "minProperties": 1,
+                            "additionalProperties": {"type": "string", "minLength": 1}}]
+        else:
+            js["type"] = {"str": "string", "int": "integer", "float": "number", "bool": "boolean"}[self.type]
         if self.choices is not None:
             js["enum"] = list(self.choices)
         if self.minimum is not None:
             js["exclusiveMinimum" if self.exclusive_minimum else "minimum"] = self.minimum
         if self.maximum is not None:
             js["maximum"] = self.maximum
-        if self.min_length:
+        if self.min_length and self.type == "str":
             js["minLength"] = self.min_length
         if self.default is not None:
             js["default"] = self.default

@@ -19,6 +19,8 @@ from .fields import Field
 from .model import (
     BUILTIN_DEFAULTS,
     KINDS,
+    LEXICON_KEYS,
+    LOCALE_PATTERN,
     OPUS_RATES,
     PROJECT_FIELDS,
     VOICE_FIELDS,
@@ -28,7 +30,7 @@ from .model import (
     id_problem,
 )
 
-TOP_LEVEL = ("project", "defaults", "voices") + KINDS
+TOP_LEVEL = ("project", "defaults", "voices", "lexicon") + KINDS
 
 
 def derive_seed(asset_id: str) -> int:
@@ -133,9 +135,13 @@ class _Validator:
             if key not in TOP_LEVEL:
                 self.problem("", "unknown top-level key" + did_you_mean(key, TOP_LEVEL), key)
         project = self.project()
+        self.locales: list[str] = project["locales"]
+        self.missing_locale: str = project.pop("missing_locale")
+        self.warnings: list[Problem] = []
         defaults, kind_defaults = self.defaults()
         voices = self.voices()
-        manifest = Manifest(path=self.path, voices=voices, **project)
+        self.lexicon = self.read_lexicon()
+        manifest = Manifest(path=self.path, voices=voices, lexicon=self.lexicon, **project)
         seen: dict[str, str] = {}
         for kind in KINDS:
             entries = self.raw.get(kind, [])
@@ -154,6 +160,7 @@ class _Validator:
                         manifest.assets.append(asset)
         if self.problems:
             raise ManifestError(self.problems)
+        manifest.warnings = self.warnings
         return manifest
 
     def project(self) -> dict[str, Any]:
@@ -163,8 +170,30 @@ class _Validator:
         values["name"] = self.path.parent.name or "assetbuild"
         values.update(self.check_fields(table, fields, "[project]"))
         output = self.path.parent / values.pop("output")
+        locales = values.get("locales") or []
+        for loc in locales:
+            if not LOCALE_PATTERN.fullmatch(loc):
+                self.problem("[project]", f"'{loc}' is not a locale code (use e.g. en, fr, pt-BR)", "locales")
         return {"name": values["name"], "version": values["version"], "output_dir": output,
-                "sample_rate": values["sample_rate"]}
+                "sample_rate": values["sample_rate"], "locales": list(locales),
+                "missing_locale": values["missing_locale"]}
+
+    def read_lexicon(self) -> dict[str, dict[str, str]]:
+        table = self.table(self.raw.get("lexicon", {}), "[lexicon]") or {}
+        out = {}
+        for word, entry in table.items():
+            if not word.strip():
+                self.problem("[lexicon]", "has an empty word")
+                continue
+            if isinstance(entry, str) and entry.strip():
+                out[word] = {"say": entry}
+            elif isinstance(entry, dict) and entry and set(entry) <= set(LEXICON_KEYS) and all(
+                    isinstance(v, str) and v.strip() for v in entry.values()):
+                out[word] = dict(entry)
+            else:
+                self.problem("[lexicon]", 'expected a respelling ("zy-loth") or a table '
+                             '{ say = "...", phonemes = "..." }', word)
+        return out
 
     def defaults(self) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
         table = self.table(self.raw.get("defaults", {}), "[defaults]") or {}
@@ -215,10 +244,27 @@ class _Validator:
             if not self.check_backend(backend, "dialogue", where):
                 continue
             fields = {f.name: f for f in VOICE_FIELDS} | self.backend_settings(backend)
-            values = self.check_fields(voice, fields, where)
+            values = self.check_fields(voice, fields, where, skip=("locales",))
             values["backend"] = backend
+            values["locales"] = self.voice_locales(voice.get("locales", {}), where, backend)
             voices[name] = values
         return voices
+
+    def voice_locales(self, table: Any, where: str, backend: str) -> dict[str, dict[str, Any]]:
+        """`[voices.NAME.locales.LOCALE]`: the voice's settings for one language."""
+        table = self.table(table, where, "locales") or {}
+        out = {}
+        for loc, sub in table.items():
+            sub = self.table(sub, f"{where[:-1]}.locales.{loc}]")
+            if sub is None:
+                continue
+            if loc not in self.locales:
+                self.problem(where, f"has settings for locale '{loc}', which is not in [project] locales"
+                             + (f" ({', '.join(self.locales)})" if self.locales else "")
+                             + did_you_mean(loc, self.locales), "locales")
+                continue
+            out[loc] = self.check_fields(sub, self.backend_settings(backend), f"{where[:-1]}.locales.{loc}]")
+        return out
 
     def entry(self, kind: str, index: int, entry: Any, defaults: dict[str, Any],
               kind_defaults: dict[str, Any], voices: dict[str, dict[str, Any]],
@@ -290,6 +336,7 @@ class _Validator:
 
         if kind == "dialogue":
             values.setdefault("speaker", voice_name or "narrator")
+            return self.dialogue(asset_id, where, values, settings, voice, voice_name, backend, given)
         base_seed = values.get("seed")
         # Each take is cached on its own: the take count is not part of a take's key.
         takes = values.pop("variations", 1)
@@ -304,4 +351,62 @@ class _Validator:
             seed = (base_seed + take - 1) % 2**32 if base_seed is not None else derive_seed(take_id)
             out.append(Asset(id=take_id, take=take, seed=seed, values=values,
                              where=f'{kind} "{asset_id}" (take {take})', **common))
+        return out
+
+    def dialogue(self, asset_id: str, where: str, values: dict[str, Any], settings: dict[str, Any],
+                 voice: dict[str, Any] | None, voice_name: str | None, backend: str,
+                 given: dict[str, Any]) -> list[Asset]:
+        """One asset per locale (or one, without locales)."""
+        from ..speech.script import check_ssml, matching_entries
+
+        text = values["text"]
+        if not self.locales:
+            if isinstance(text, dict):
+                self.problem(where, "is a table by locale, but [project] has no `locales`", "text")
+                return []
+            texts: dict[str | None, tuple[str, str | None]] = {None: (text, None)}
+        else:
+            given = {self.locales[0]: text} if isinstance(text, str) else dict(text)
+            unknown = [loc for loc in given if loc not in self.locales]
+            for loc in unknown:
+                self.problem(where, f"has text for locale '{loc}', which is not in [project] locales "
+                             f"({', '.join(self.locales)})" + did_you_mean(loc, self.locales), "text")
+            if unknown:
+                return []
+            texts = {}
+            for loc in self.locales:
+                if loc in given:
+                    texts[loc] = (given[loc], None)
+                    continue
+                source = next((lo for lo in self.locales if lo in given), None)
+                if self.missing_locale == "fallback" and source is not None:
+                    texts[loc] = (given[source], source)
+                    self.warnings.append(Problem(self.file, where, f"no '{loc}' text: using the '{source}' line "
+                                                 "in its place (missing_locale = \"fallback\")", "text"))
+                else:
+                    self.problem(where, f"has no text for locale '{loc}' (add it, or set "
+                                 "missing_locale = \"fallback\" in [project])", "text")
+            if len(texts) < len(self.locales):
+                return []
+        if values.get("ssml"):
+            issues = [(loc, check_ssml(line)) for loc, (line, _) in texts.items()]
+            for loc, issue in issues:
+                if issue:
+                    self.problem(where, issue + (f" (locale '{loc}')" if loc else ""), "text")
+            if any(issue for _, issue in issues):
+                return []
+        seed = values.get("seed")
+        seed = seed if seed is not None else derive_seed(asset_id)
+        out = []
+        for loc, (line, source) in texts.items():
+            loc_settings = dict(settings)
+            speak_in = source or loc
+            if voice and speak_in:  # the voice's settings for this language, under the entry's own
+                overlay = voice.get("locales", {}).get(speak_in, {})
+                loc_settings.update({k: v for k, v in overlay.items() if k not in given})
+            out.append(Asset(
+                id=f"{loc}/{asset_id}" if loc else asset_id, kind="dialogue", entry_id=asset_id, take=None,
+                backend=backend, seed=seed, values={**values, "text": line}, settings=loc_settings,
+                voice=voice_name, where=where + (f" ({loc})" if loc else ""), locale=loc,
+                lexicon=matching_entries(line, self.lexicon), fallback_from=source))
         return out

@@ -31,6 +31,11 @@ PROJECT_FIELDS = (
           stage=META),
     Field("sample_rate", "int", "Sample rate of every output file, in Hz.", default=48000,
           choices=SAMPLE_RATES, stage=PROCESS),
+    Field("locales", "strlist", "Languages the dialogue is built in, e.g. [\"en\", \"fr\"]; the first is the "
+          "source language. With locales, dialogue goes to dialogue/<locale>/<id>.<ext>.", stage=META),
+    Field("missing_locale", "str", "What a line without text for a locale does: `error`, or `fallback` "
+          "(build the source language's line in its place, with a warning).", default="error",
+          choices=("error", "fallback"), stage=META),
 )
 
 # Keys every entry kind accepts.
@@ -49,11 +54,21 @@ COMMON_FIELDS = (
     Field("bit_depth", "int", "Bits per sample for wav/flac (32 = 32-bit float wav).", default=16,
           choices=(16, 24, 32), stage=PROCESS),
     Field("channels", "int", "Output channels: 1 (mono) or 2 (stereo).", choices=(1, 2), stage=PROCESS),
+    Field("trim", "bool", "Trim leading and trailing silence (never on loops). Word timings move with it.",
+          stage=PROCESS),
+    Field("trim_threshold", "float", "Level below which audio counts as silence when trimming, in dBFS "
+          "(10 ms RMS).", default=-50.0, minimum=-120, maximum=0, stage=PROCESS),
+    Field("trim_pad", "float", "Seconds of the original audio kept before the first and after the last "
+          "sound when trimming.", default=0.05, minimum=0, maximum=5, stage=PROCESS),
 )
 
 KIND_FIELDS: dict[str, tuple[Field, ...]] = {
     "dialogue": (
-        Field("text", "str", "The line to speak.", required=True, min_length=1, stage=GENERATE),
+        Field("text", "text", "The line to speak; with `[project] locales`, a table by locale "
+              "(`{ en = \"...\", fr = \"...\" }`). `[pause]`, `[pause 300ms]` insert silence.",
+              required=True, min_length=1, stage=GENERATE),
+        Field("ssml", "bool", "`text` is SSML (`<speak>`, `<break>`, `<prosody>`, ...), checked when loading.",
+              default=False, stage=GENERATE),
         Field("voice", "str", "Name of a `[voices.NAME]` table.", stage=META),
         Field("speaker", "str", "Character who speaks the line (metadata). Default: the voice name.",
               stage=META),
@@ -85,11 +100,16 @@ VOICE_FIELDS = (
 
 # Built-in defaults, the bottom layer under [defaults] and [defaults.KIND].
 BUILTIN_DEFAULTS: dict[str, dict[str, Any]] = {
-    "dialogue": {"backend": "espeak", "loudness": -20.0, "channels": 1},
-    "ambience": {"backend": "procedural", "loudness": -27.0, "channels": 2, "duration": 30.0},
-    "music": {"backend": "procedural", "loudness": -24.0, "channels": 2, "duration": 30.0},
-    "sfx": {"backend": "procedural", "loudness": -20.0, "channels": 1},
+    "dialogue": {"backend": "espeak", "loudness": -20.0, "channels": 1, "trim": True},
+    "ambience": {"backend": "procedural", "loudness": -27.0, "channels": 2, "duration": 30.0, "trim": False},
+    "music": {"backend": "procedural", "loudness": -24.0, "channels": 2, "duration": 30.0, "trim": False},
+    "sfx": {"backend": "procedural", "loudness": -20.0, "channels": 1, "trim": True},
 }
+
+# A lexicon entry: `word = "respelling"` or `word = { say = "...", phonemes = "..." }`.
+LEXICON_KEYS = ("say", "phonemes")
+# Locale codes: "en", "fr", "pt-BR", "zh-Hans", "es-419".
+LOCALE_PATTERN = re.compile(r"[A-Za-z]{2,3}(?:-[A-Za-z0-9]{2,8})*")
 
 ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,99}")
 # Names Windows refuses as file names, whatever the extension.
@@ -126,6 +146,14 @@ class Asset:
     settings: dict[str, Any]  # backend settings: voice table merged with entry overrides
     voice: str | None = None
     where: str = ""  # 'dialogue "intro_01"', for messages
+    locale: str | None = None  # dialogue of a project with locales
+    lexicon: dict[str, Any] = field(default_factory=dict)  # the lexicon entries this line uses
+    fallback_from: str | None = None  # locale whose line stands in for a missing translation
+
+    @property
+    def name(self) -> str:
+        """The id as the game sees it: ``id`` without the ``<locale>/`` prefix."""
+        return self.id.rpartition("/")[2]
 
     def stage_values(self, stage: str, fields: dict[str, Field]) -> dict[str, Any]:
         return {k: v for k, v in self.values.items() if k in fields and fields[k].stage == stage}
@@ -140,6 +168,9 @@ class Manifest:
     sample_rate: int
     voices: dict[str, dict[str, Any]] = field(default_factory=dict)
     assets: list[Asset] = field(default_factory=list)
+    locales: list[str] = field(default_factory=list)
+    lexicon: dict[str, dict[str, str]] = field(default_factory=dict)
+    warnings: list[Any] = field(default_factory=list)  # Problems that do not stop the build
     digest: str = ""  # sha256 of the manifest's bytes: unchanged bytes mean unchanged metadata
 
     @property

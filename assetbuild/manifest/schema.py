@@ -53,11 +53,22 @@ def build_schema() -> dict[str, Any]:
                "properties": {k: v for k, v in kinds_defs[kind]["properties"].items() if k != "id"}}
         for kind in KINDS
     }
+    voice_settings = _props(_settings(("dialogue",)))
     voice = {
         "type": "object",
         "additionalProperties": False,
-        "properties": _props(list(VOICE_FIELDS) + _settings(("dialogue",))),
+        "properties": _props(list(VOICE_FIELDS)) | voice_settings | {
+            "locales": {"type": "object", "description": "The voice's settings per locale.",
+                        "additionalProperties": {"type": "object", "additionalProperties": False,
+                                                 "properties": voice_settings}}},
     }
+    lexicon_entry = {"anyOf": [
+        {"type": "string", "minLength": 1, "description": "Respelling to speak instead of the word."},
+        {"type": "object", "additionalProperties": False, "minProperties": 1,
+         "properties": {"say": {"type": "string", "minLength": 1, "description": "Respelling."},
+                        "phonemes": {"type": "string", "minLength": 1,
+                                     "description": "Phonemes in the backend's notation (eSpeak: its mnemonics)."}}},
+    ]}
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": SCHEMA_ID,
@@ -70,6 +81,8 @@ def build_schema() -> dict[str, Any]:
             "defaults": {"type": "object", "additionalProperties": False,
                          "properties": defaults_props | kind_defaults},
             "voices": {"type": "object", "additionalProperties": voice},
+            "lexicon": {"type": "object", "description": "Pronunciations: word -> respelling or phonemes.",
+                        "additionalProperties": lexicon_entry},
             **{kind: {"type": "array", "items": {"$ref": f"#/$defs/{kind}"}} for kind in KINDS},
         },
         "$defs": kinds_defs,
