@@ -24,25 +24,43 @@ class Settings:
     trim: bool = False
     trim_threshold: float = -50.0
     trim_pad: float = 0.05
+    loudness_mode: str = "auto"
+    remove_dc: bool = True
+    highpass: float = 0.0
+    fade_in: float = 0.0
+    fade_out: float = 0.0
+    fade_curve: str = "sine"
+    loop_crossfade: float = 0.0
 
 
 def master(audio: np.ndarray, sr: int, s: Settings) -> tuple[np.ndarray, dict[str, Any]]:
-    """Trim -> channels -> sample rate -> loudness and true peak. Returns (frames x channels, info).
+    """The mastering chain. Returns (frames x channels float32, info).
 
+    Channels -> trim silence -> DC removal -> high-pass -> loop crossfade -> sample rate ->
+    fades -> loudness and true peak. Filters run before the loop is cut so its seam stays
+    continuous, and fades before normalising so the level is measured on what ships.
     ``info["offset"]`` is the seconds cut from the start: timings of the generated audio minus
     it are timings in the output (resampling keeps times; it only changes the frame count).
     """
+    from . import cleanup
+
     audio = to_channels(np.asarray(audio, dtype=np.float32), s.channels)
     offset = 0
     if s.trim and not s.loop:
-        from .cleanup import trim_silence
-
-        audio, offset = trim_silence(audio, sr, threshold_db=s.trim_threshold, pad=s.trim_pad)
+        audio, offset = cleanup.trim_silence(audio, sr, threshold_db=s.trim_threshold, pad=s.trim_pad)
+    if s.remove_dc:
+        audio = cleanup.remove_dc(audio, sr, loop=s.loop)
+    if s.highpass > 0:
+        audio = cleanup.highpass(audio, sr, min(s.highpass, 0.45 * sr), loop=s.loop)
+    if s.loop and s.loop_crossfade > 0:
+        audio = cleanup.loop_crossfade(audio, sr, s.loop_crossfade)
     if s.loop and sr != s.sample_rate:
         audio = _resample_loop(audio, sr, s.sample_rate)
     else:
         audio = resample(audio, sr, s.sample_rate)
-    audio, info = normalize(audio, s.sample_rate, s.loudness, s.true_peak)
+    if not s.loop and (s.fade_in > 0 or s.fade_out > 0):
+        audio = cleanup.fade(audio, s.sample_rate, s.fade_in, s.fade_out, curve=s.fade_curve)
+    audio, info = normalize(audio, s.sample_rate, s.loudness, s.true_peak, mode=s.loudness_mode)
     info["loop"] = {"start": 0, "end": len(audio) - 1} if s.loop else None
     info["offset"] = offset / sr
     return np.ascontiguousarray(audio, dtype=np.float32), info

@@ -16,7 +16,7 @@ from ..manifest.model import Asset, entry_fields
 
 # Bump when the meaning of a key changes (a new input, a changed processing chain).
 GENERATE_VERSION = 1
-PROCESS_VERSION = 1
+PROCESS_VERSION = 2
 
 _KIND_FIELDS = {kind: entry_fields(kind) for kind in ("dialogue", "ambience", "music", "sfx")}
 # Inputs that are tracked elsewhere in the key (backend by name + fingerprint; seed per take).

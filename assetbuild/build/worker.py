@@ -30,6 +30,7 @@ class ProcessJob:
     settings: Any  # audio.master.Settings
     text: str | None = None  # dialogue: the line as written, for subtitles when the backend gave none
     ssml: bool = False
+    dither: bool = True
 
 
 _loaded: set[str] = set()
@@ -114,7 +115,12 @@ def process(cache_root: str, job: ProcessJob) -> dict[str, Any]:
     mastered, info = master(audio, sr, s)
     loop = info["loop"]
     tmp = cache.temp_file("." + job.format)
-    write_audio(tmp, mastered, s.sample_rate, format=job.format, bit_depth=job.bit_depth,
+    out = mastered
+    if job.dither and job.format in ("wav", "flac") and job.bit_depth < 32:
+        from ..audio.cleanup import tpdf_dither
+
+        out = tpdf_dither(mastered, job.bit_depth)  # seed 0: the same input gives the same bytes
+    write_audio(tmp, out, s.sample_rate, format=job.format, bit_depth=job.bit_depth,
                 loop=(loop["start"], loop["end"]) if loop else None)
     sha = file_sha256(tmp)
     cache.put_file(tmp)

@@ -46,14 +46,28 @@ COMMON_FIELDS = (
     Field("backend", "str", "Backend that generates the audio (see `assetbuild backends`).", stage=GENERATE),
     Field("seed", "int", "Random seed. Default: a stable value derived from the id.",
           minimum=0, maximum=2**32 - 1, stage=GENERATE),
-    Field("loudness", "float", "Loudness target in LUFS (integrated for clips of 3 s or more, "
-          "momentary-max for shorter ones).", minimum=-70, maximum=0, stage=PROCESS),
+    Field("loudness", "float", "Loudness target in LUFS, measured as `loudness_mode` says (by default "
+          "integrated for clips of 3 s or more, momentary-max for shorter ones).", minimum=-70, maximum=0, stage=PROCESS),
     Field("true_peak", "float", "True-peak ceiling in dBTP.", default=-1.0, minimum=-20, maximum=0,
           stage=PROCESS),
     Field("format", "str", "Output file format.", default="wav", choices=FORMATS, stage=PROCESS),
     Field("bit_depth", "int", "Bits per sample for wav/flac (32 = 32-bit float wav).", default=16,
           choices=(16, 24, 32), stage=PROCESS),
     Field("channels", "int", "Output channels: 1 (mono) or 2 (stereo).", choices=(1, 2), stage=PROCESS),
+    Field("loudness_mode", "str", "How loudness is measured: `integrated` (BS.1770-4, gated), "
+          "`momentary-max` (max of 400 ms windows, as Wwise does for short sounds), `peak` (sample peak; "
+          "`loudness` is then a dBFS peak target) or `auto` (integrated from 3 s, else momentary-max).",
+          default="auto", choices=("auto", "integrated", "momentary-max", "peak"), stage=PROCESS),
+    Field("remove_dc", "bool", "Remove DC offset (on loops, by subtracting the mean, which keeps the seam).",
+          default=True, stage=PROCESS),
+    Field("highpass", "float", "High-pass cutoff in Hz (2nd-order Butterworth; circular on loops); 0 is off.",
+          minimum=0, maximum=2000, stage=PROCESS),
+    Field("fade_in", "float", "Fade-in length in seconds (not on loops).", minimum=0, maximum=60, stage=PROCESS),
+    Field("fade_out", "float", "Fade-out length in seconds (not on loops).", minimum=0, maximum=60,
+          stage=PROCESS),
+    Field("fade_curve", "str", "Shape of both fades: `sine` (equal power), `linear`, `exp`, `log`.",
+          default="sine", choices=("sine", "linear", "exp", "log"), stage=PROCESS),
+    Field("dither", "bool", "Add TPDF dither when writing 16- or 24-bit files.", default=True, stage=PROCESS),
     Field("trim", "bool", "Trim leading and trailing silence (never on loops). Word timings move with it.",
           stage=PROCESS),
     Field("trim_threshold", "float", "Level below which audio counts as silence when trimming, in dBFS "
@@ -88,6 +102,9 @@ _BED_FIELDS = (
           "the effect's natural length for sfx.", minimum=0, exclusive_minimum=True, maximum=600,
           stage=GENERATE),
     Field("loop", "bool", "Render a seamless loop and mark its loop points.", default=False, stage=GENERATE),
+    Field("loop_crossfade", "float", "Seconds of the end crossfaded into the start (equal power) when "
+          "mastering a loop; 0 keeps the backend's loop as is.", default=0.0, minimum=0, maximum=30,
+          stage=PROCESS),
 )
 for _kind in ("ambience", "music", "sfx"):
     KIND_FIELDS[_kind] = _BED_FIELDS + KIND_FIELDS[_kind]
@@ -100,10 +117,14 @@ VOICE_FIELDS = (
 
 # Built-in defaults, the bottom layer under [defaults] and [defaults.KIND].
 BUILTIN_DEFAULTS: dict[str, dict[str, Any]] = {
-    "dialogue": {"backend": "espeak", "loudness": -20.0, "channels": 1, "trim": True},
-    "ambience": {"backend": "procedural", "loudness": -27.0, "channels": 2, "duration": 30.0, "trim": False},
-    "music": {"backend": "procedural", "loudness": -24.0, "channels": 2, "duration": 30.0, "trim": False},
-    "sfx": {"backend": "procedural", "loudness": -20.0, "channels": 1, "trim": True},
+    "dialogue": {"backend": "espeak", "loudness": -20.0, "channels": 1, "trim": True, "highpass": 60.0,
+                 "fade_in": 0.005, "fade_out": 0.01},
+    "ambience": {"backend": "procedural", "loudness": -27.0, "channels": 2, "duration": 30.0, "trim": False,
+                 "highpass": 0.0, "fade_in": 0.0, "fade_out": 0.0},
+    "music": {"backend": "procedural", "loudness": -24.0, "channels": 2, "duration": 30.0, "trim": False,
+              "highpass": 0.0, "fade_in": 0.0, "fade_out": 0.0},
+    "sfx": {"backend": "procedural", "loudness": -20.0, "channels": 1, "trim": True, "highpass": 0.0,
+            "fade_in": 0.0, "fade_out": 0.005},
 }
 
 # A lexicon entry: `word = "respelling"` or `word = { say = "...", phonemes = "..." }`.

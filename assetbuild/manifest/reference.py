@@ -43,11 +43,13 @@ def _table(fields: tuple[Field, ...] | list[Field], defaults: dict | None = None
 def render() -> str:
     out = [BEGIN, "", "### `[project]`", "", _table(PROJECT_FIELDS), "",
            "### Keys of every entry", "", "Built-in defaults per kind:", "",
-           "| kind | backend | loudness | channels | duration |", "|---|---|---|---|---|"]
+           "| kind | backend | loudness | channels | duration | trim | highpass | fade_in | fade_out |",
+           "|---|---|---|---|---|---|---|---|---|"]
     for kind in KINDS:
         d = BUILTIN_DEFAULTS[kind]
         out.append(f"| {kind} | `{d['backend']}` | {d['loudness']:g} | {d['channels']} | "
-                   f"{d.get('duration', 'natural length') if kind != 'dialogue' else 'length of the speech'} |")
+                   f"{d.get('duration', 'natural length') if kind != 'dialogue' else 'length of the speech'} | "
+                   f"{str(d['trim']).lower()} | {d['highpass']:g} | {d['fade_in']:g} | {d['fade_out']:g} |")
     out += ["", _table(COMMON_FIELDS), ""]
     for kind in KINDS:
         out += [f"### `[[{kind}]]`", "", _table(KIND_FIELDS[kind]), ""]
