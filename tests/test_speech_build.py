@@ -160,6 +160,12 @@ def test_removing_a_line_removes_its_sidecars(tmp_path):
     (p.out / "dialogue" / "a.srt").unlink()
     assert p.build()["generated"] == 0
     assert (p.out / "dialogue" / "a.srt").exists()
+    # ...also after a build that changed only another line.
+    p.edit('text = "Bye."', 'text = "Bye now."')
+    assert p.build()["generated"] == 1
+    (p.out / "dialogue" / "a.vtt").unlink()
+    assert p.build()["generated"] == 0
+    assert (p.out / "dialogue" / "a.vtt").exists()
     p.manifest.write_text('[[dialogue]]\nid = "a"\ntext = "Hello there."\n')
     p.build()
     assert sorted(f.name for f in (p.out / "dialogue").iterdir()) == names[:5]

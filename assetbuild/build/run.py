@@ -160,9 +160,12 @@ def _write_results(manifest: Manifest, plan: Plan, result: BuildResult, records:
         new_lock[aid] = _lock_entry(item, built, old)
         out = manifest.output_dir
         outputs_state[aid] = {"file": item.file, "sig": stat_signature(out / item.file)}
-        if built.get("sidecars"):
+        # Fresh from the process stage a record lists "sidecars"; one kept from the last
+        # assetpack.json lists their paths under "subtitles" and "lipsync" instead.
+        names = list(built.get("sidecars") or {}) or [*(built.get("subtitles") or {}), *(built.get("lipsync") or {})]
+        if names:
             outputs_state[aid]["sidecars"] = {name: stat_signature(out / sidecar_file(item.file, name))
-                                              for name in built["sidecars"]}
+                                              for name in names}
     for aid, entry in plan.removed.items():
         _unlink_output(manifest.output_dir, entry.get("file", ""))
         new_lock.pop(aid, None)
