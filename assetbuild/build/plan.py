@@ -13,6 +13,7 @@ from typing import Any
 
 from .. import backends
 from ..backends.base import Request
+from ..export.metadata import sidecar_file
 from ..manifest.model import EXTENSIONS, Asset, Manifest
 from . import keys
 from .cache import Cache
@@ -73,14 +74,6 @@ def request_for(asset: Asset) -> Request:
 def output_file(asset: Asset) -> str:
     return f"{asset.kind}/{asset.id}{EXTENSIONS[asset.values['format']]}"
 
-
-# Files written beside a dialogue line's audio, by name in the process record's "sidecars".
-SIDECARS = {"srt": ".srt", "vtt": ".vtt", "rhubarb": ".rhubarb.json", "visemes": ".visemes.json"}
-
-
-def sidecar_file(file: str, name: str) -> str:
-    """``dialogue/intro.wav`` -> ``dialogue/intro.srt`` (for name "srt")."""
-    return file.rpartition(".")[0] + SIDECARS[name]
 
 
 def make_plan(manifest: Manifest, cache: Cache, lock: Lockfile, state: dict[str, Any]) -> Plan:

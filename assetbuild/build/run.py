@@ -24,12 +24,12 @@ from typing import Any, Iterator
 
 from .. import backends
 from ..errors import UsageError
-from ..export.metadata import asset_record, record_key, render_assetpack
+from ..export.metadata import SIDECARS, asset_record, record_key, render_assetpack, sidecar_file
 from ..manifest.model import Manifest
 from . import keys
 from .cache import Cache
 from .lock import Lockfile, brief_of, read_json, render_lock, stat_signature, write_if_changed
-from .plan import FRESH, GENERATE, PLACE, PROCESS, SIDECARS, Item, Plan, make_plan, sidecar_file
+from .plan import FRESH, GENERATE, PLACE, PROCESS, Item, Plan, make_plan
 from .worker import CacheMiss, ProcessJob, generate_batch, unload
 from .worker import process as process_job
 

@@ -12,11 +12,17 @@ from ..manifest.model import Asset, Manifest
 
 SCHEMA_VERSION = 1
 
+# Files written beside a dialogue line's audio, by name in the process record's "sidecars".
+SIDECARS = {"srt": ".srt", "vtt": ".vtt", "rhubarb": ".rhubarb.json", "visemes": ".visemes.json"}
+
+
+def sidecar_file(file: str, name: str) -> str:
+    """``dialogue/intro.wav`` -> ``dialogue/intro.srt`` (for name "srt")."""
+    return file.rpartition(".")[0] + SIDECARS[name]
+
 
 def asset_record(asset: Asset, file: str, built: dict[str, Any]) -> dict[str, Any]:
     """Merge the manifest's view of an asset with what the process stage measured."""
-    from ..build.plan import sidecar_file
-
     v = asset.values
     record: dict[str, Any] = {
         "id": asset.name,
