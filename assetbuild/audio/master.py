@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -31,6 +31,12 @@ class Settings:
     fade_out: float = 0.0
     fade_curve: str = "sine"
     loop_crossfade: float = 0.0
+
+    @classmethod
+    def of(cls, sample_rate: int, values: dict[str, Any]) -> "Settings":
+        """Settings for an entry's resolved manifest values (keys named as the fields)."""
+        names = {f.name for f in fields(cls)} - {"sample_rate"}
+        return cls(sample_rate=sample_rate, **{k: values[k] for k in names if k in values})
 
 
 def master(audio: np.ndarray, sr: int, s: Settings) -> tuple[np.ndarray, dict[str, Any]]:

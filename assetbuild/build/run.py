@@ -9,7 +9,6 @@ pool. A failing asset never stops the others.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 import queue
@@ -294,12 +293,9 @@ class _Runner:
         from ..audio.master import Settings
 
         v = item.asset.values
-        names = [f.name for f in dataclasses.fields(Settings)][4:]  # after the positional four
-        settings = Settings(self.manifest.sample_rate, v["channels"], v["loudness"], v["true_peak"],
-                            **{k: v[k] for k in names if k in v})
         job = ProcessJob(item.asset.id, item.asset.kind, item.generate_key, item.process_key, v["format"],
-                         v["bit_depth"], settings, text=v.get("text"), ssml=bool(v.get("ssml", False)),
-                         dither=bool(v.get("dither", True)))
+                         v["bit_depth"], Settings.of(self.manifest.sample_rate, v), text=v.get("text"),
+                         ssml=bool(v.get("ssml", False)), dither=bool(v.get("dither", True)))
         self.track(self.pool.submit(process_job, str(self.cache.root), job), ("process", item.asset.id))
 
     def track(self, future: Future, what: tuple[str, Any]) -> None:
