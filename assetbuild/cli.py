@@ -53,12 +53,17 @@ def _fail_usage(exc: Exception) -> NoReturn:
     sys.exit(2)
 
 
-def _load(manifest: str, quiet: bool = False):
+profile_opt = click.option("--profile", metavar="NAME",
+                           help="Build the [profiles.NAME] variant: its own output tree, from the same "
+                                "generated audio.")
+
+
+def _load(manifest: str, quiet: bool = False, profile: str | None = None):
     from .errors import UsageError
     from .manifest import load
 
     try:
-        m = load(manifest)
+        m = load(manifest, profile=profile)
     except UsageError as exc:
         _fail_usage(exc)
     if not quiet:
@@ -74,16 +79,17 @@ def _load(manifest: str, quiet: bool = False):
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
 @click.option("-j", "--jobs", type=click.IntRange(min=1), help="Worker processes (default: one per core).")
 @click.option("--copy", is_flag=True, help="Copy outputs instead of hardlinking them from the cache.")
+@profile_opt
 @cache_opt
 def build(manifest: str, locked: bool, as_json: bool, quiet: bool, jobs: int | None, copy: bool,
-          cache_dir: str | None) -> None:
+          profile: str | None, cache_dir: str | None) -> None:
     """Generate, master and export every asset in MANIFEST that changed."""
     from .build.run import Options
     from .build.run import build as run_build
     from .errors import UsageError
     from .progress import Reporter
 
-    m = _load(manifest, quiet=quiet)
+    m = _load(manifest, quiet=quiet, profile=profile)
     reporter = Reporter(quiet=quiet or as_json, stream=sys.stderr)
     options = Options(cache_dir=Path(cache_dir) if cache_dir else None, jobs=jobs or 0, copy=copy, locked=locked)
     try:
@@ -98,8 +104,8 @@ def build(manifest: str, locked: bool, as_json: bool, quiet: bool, jobs: int | N
         if as_json:
             click.echo(json.dumps({"locked": False, "mismatch": result.locked_mismatch}))
         else:
-            click.echo(f"error: --locked: {len(result.locked_mismatch)} assets differ from assetbuild.lock:",
-                       err=True)
+            lock = f"assetbuild.{profile}.lock" if profile else "assetbuild.lock"
+            click.echo(f"error: --locked: {len(result.locked_mismatch)} assets differ from {lock}:", err=True)
             for item in result.locked_mismatch:
                 click.echo(f"  {item['id']}: would {item['action']} ({', '.join(item['reasons']) or 'keys changed'})",
                            err=True)
@@ -115,12 +121,13 @@ def build(manifest: str, locked: bool, as_json: bool, quiet: bool, jobs: int | N
 @main.command()
 @manifest_arg
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
+@profile_opt
 @cache_opt
-def plan(manifest: str, as_json: bool, cache_dir: str | None) -> None:
+def plan(manifest: str, as_json: bool, profile: str | None, cache_dir: str | None) -> None:
     """Show what a build would generate or re-process, and why."""
     from .build.run import plan_build
 
-    m = _load(manifest)
+    m = _load(manifest, profile=profile)
     p = plan_build(m, Path(cache_dir) if cache_dir else None)
     totals = p.totals()
     if as_json:
@@ -140,15 +147,18 @@ def plan(manifest: str, as_json: bool, cache_dir: str | None) -> None:
 
 @main.command()
 @manifest_arg
-def clean(manifest: str) -> None:
+@profile_opt
+def clean(manifest: str, profile: str | None) -> None:
     """Remove the built outputs (the cache is kept)."""
     from .build.lock import read_lock
     from .build.run import project_paths
+    from .export.metadata import SIDECARS, sidecar_file
 
-    m = _load(manifest)
+    m = _load(manifest, profile=profile)
     _, lock_path, state_path = project_paths(m, None)
     removed = 0
-    files = [a.get("file", "") for a in read_lock(lock_path).values()] + ["assetpack.json"]
+    mains = [a.get("file", "") for a in read_lock(lock_path).values()]
+    files = [*mains, *(sidecar_file(f, n) for f in mains if f for n in SIDECARS), "assetpack.json"]
     for rel in files:
         path = m.output_dir / rel
         if rel and path.is_file():
@@ -173,12 +183,13 @@ def cache_gc(manifest: str, cache_dir: str | None) -> None:
     """Delete cache entries the lockfile does not reference."""
     from .build.cache import Cache
     from .build.lock import read_lock
-    from .build.run import project_paths
+    from .build.run import lock_path, project_paths
 
     m = _load(manifest)
-    root, lock_path, _ = project_paths(m, Path(cache_dir) if cache_dir else None)
-    lock = read_lock(lock_path)
-    keep = {"generate": {a["generate"] for a in lock.values()}, "process": {a["process"] for a in lock.values()}}
+    root, _, _ = project_paths(m, Path(cache_dir) if cache_dir else None)
+    # What the main build and every profile's build use.
+    locked = [a for p in [None, *m.profiles] for a in read_lock(lock_path(m.root, p)).values()]
+    keep = {"generate": {a["generate"] for a in locked}, "process": {a["process"] for a in locked}}
     removed, freed = Cache(root).gc(keep)
     click.echo(f"removed {removed} cache entries, freed {freed / 1e6:.1f} MB")
 

@@ -291,7 +291,7 @@ def test_backend_without_timing_gets_estimated_words(tmp_path):
     audio = np.concatenate([np.zeros(sr // 2, np.float32), speech, np.zeros(sr // 4, np.float32)])
     cache = Cache(tmp_path / "cache")
     store_generated(cache, "g" * 64, Result(audio=audio, sample_rate=sr, meta={}))
-    job = ProcessJob("x", "dialogue", "g" * 64, "p" * 64, "wav", 16,
+    job = ProcessJob("x", "dialogue", "g" * 64, "p" * 64, ("wav",), 16,
                      Settings(48000, 1, -20.0, -1.0, trim=True), text="Hello there [pause] my friend.")
     record = process(str(tmp_path / "cache"), job)
     assert record["timing"] == "estimated" and record["text"] == "Hello there my friend."

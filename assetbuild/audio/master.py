@@ -31,6 +31,7 @@ class Settings:
     fade_out: float = 0.0
     fade_curve: str = "sine"
     loop_crossfade: float = 0.0
+    pitch: float = 0.0  # semitones of varispeed (a take made by pitch_variation)
 
     @classmethod
     def of(cls, sample_rate: int, values: dict[str, Any]) -> "Settings":
@@ -42,7 +43,7 @@ class Settings:
 def master(audio: np.ndarray, sr: int, s: Settings) -> tuple[np.ndarray, dict[str, Any]]:
     """The mastering chain. Returns (frames x channels float32, info).
 
-    Channels -> trim silence -> DC removal -> high-pass -> loop crossfade -> sample rate ->
+    Varispeed (pitch) -> channels -> trim silence -> DC removal -> high-pass -> loop crossfade -> sample rate ->
     fades -> loudness and true peak. Filters run before the loop is cut so its seam stays
     continuous, and fades before normalising so the level is measured on what ships.
     ``info["offset"]`` is the seconds cut from the start: timings of the generated audio minus
@@ -51,6 +52,10 @@ def master(audio: np.ndarray, sr: int, s: Settings) -> tuple[np.ndarray, dict[st
     from . import cleanup
 
     audio = to_channels(np.asarray(audio, dtype=np.float32), s.channels)
+    if s.pitch:
+        # Played faster (higher) or slower: the audio is read as if recorded at sr * ratio.
+        ratio = 2.0 ** (s.pitch / 12.0)
+        audio = _resample_loop(audio, sr * ratio, sr) if s.loop else resample(audio, sr * ratio, sr)
     offset = 0
     if s.trim and not s.loop:
         audio, offset = cleanup.trim_silence(audio, sr, threshold_db=s.trim_threshold, pad=s.trim_pad)

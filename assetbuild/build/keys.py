@@ -16,7 +16,12 @@ from ..manifest.model import Asset, entry_fields
 
 # Bump when the meaning of a key changes (a new input, a changed processing chain).
 GENERATE_VERSION = 1
-PROCESS_VERSION = 2
+PROCESS_VERSION = 3
+
+# Encoder settings that matter only when one of these formats is written: changing them does
+# not re-process the other assets.
+_FORMAT_KEYS = {"bit_depth": {"wav", "flac"}, "dither": {"wav", "flac"}, "ogg_quality": {"ogg"},
+                "opus_bitrate": {"opus"}}
 
 _KIND_FIELDS = {kind: entry_fields(kind) for kind in ("dialogue", "ambience", "music", "sfx")}
 # Inputs that are tracked elsewhere in the key (backend by name + fingerprint; seed per take).
@@ -58,11 +63,15 @@ def generate_inputs(asset: Asset, fingerprint: dict[str, Any]) -> dict[str, Any]
 
 def process_inputs(asset: Asset, generate_key: str, sample_rate: int) -> dict[str, Any]:
     fields = _KIND_FIELDS[asset.kind]
+    formats = asset.values["format"]
+    unused = {k for k, used in _FORMAT_KEYS.items() if not used & set(formats)}
     inputs = {k: v for k, v in asset.values.items()
-              if fields.get(k) is not None and fields[k].stage == PROCESS}
+              if fields.get(k) is not None and fields[k].stage == PROCESS and k not in unused}
     # loop changes generation (a loopable render) and processing (loop points).
     inputs.update({"processing version": PROCESS_VERSION, "generated audio": generate_key,
                    "sample_rate": sample_rate, "loop": asset.values.get("loop", False)})
+    if asset.pitch_shift or asset.gain_offset:
+        inputs["take transform"] = {"pitch": asset.pitch_shift, "gain": asset.gain_offset}
     return inputs
 
 

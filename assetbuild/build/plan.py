@@ -72,7 +72,7 @@ def request_for(asset: Asset) -> Request:
 
 
 def output_file(asset: Asset) -> str:
-    return f"{asset.kind}/{asset.id}{EXTENSIONS[asset.values['format']]}"
+    return f"{asset.kind}/{asset.id}{EXTENSIONS[asset.values['format'][0]]}"
 
 
 

@@ -23,7 +23,7 @@ from typing import Any, Iterator
 
 from .. import backends
 from ..errors import UsageError
-from ..export.metadata import SIDECARS, asset_record, record_key, render_assetpack, sidecar_file
+from ..export.metadata import SIDECARS, asset_record, record_key, render_assetpack, sidecar_file, sidecar_names
 from ..manifest.model import Manifest
 from . import keys
 from .cache import Cache
@@ -78,11 +78,20 @@ class BuildResult:
 
 
 def project_paths(manifest: Manifest, cache_dir: Path | None) -> tuple[Path, Path, Path]:
-    """(cache root, lockfile, state file) for a manifest."""
+    """(cache root, lockfile, state file) for a manifest, or for the profile it was loaded with.
+
+    Every profile shares the cache; each has its own lockfile (``assetbuild.NAME.lock``, to be
+    committed like the main one) and state file, since its process keys and outputs differ.
+    """
     state_dir = manifest.root / ".assetbuild"
     env = os.environ.get("ASSETBUILD_CACHE")
     cache = Path(cache_dir) if cache_dir else Path(env) if env else state_dir / "cache"
-    return cache, manifest.root / "assetbuild.lock", state_dir / "state.json"
+    return cache, lock_path(manifest.root, manifest.profile), state_dir / (
+        f"state.{manifest.profile}.json" if manifest.profile else "state.json")
+
+
+def lock_path(root: Path, profile: str | None = None) -> Path:
+    return root / (f"assetbuild.{profile}.lock" if profile else "assetbuild.lock")
 
 
 def plan_build(manifest: Manifest, cache_dir: Path | None = None) -> Plan:
@@ -153,15 +162,18 @@ def _write_results(manifest: Manifest, plan: Plan, result: BuildResult, records:
         built = records.get(aid)
         if built is None:
             continue
+        out = manifest.output_dir
+        names = sidecar_names(built)
+        keep = {item.file, *(sidecar_file(item.file, n) for n in names)}
         old = lock.entries.get(aid)
         if old and old.get("file") != item.file:
-            _unlink_output(manifest.output_dir, old["file"])
+            _unlink_output(out, old["file"], keep)
+        before = outputs_state.get(aid) or {}
+        for gone in set(before.get("sidecars", {})) - set(names):  # e.g. a format dropped
+            if before.get("file") == item.file:
+                _unlink(out / sidecar_file(item.file, gone))
         new_lock[aid] = _lock_entry(item, built, old)
-        out = manifest.output_dir
         outputs_state[aid] = {"file": item.file, "sig": stat_signature(out / item.file)}
-        # Fresh from the process stage a record lists "sidecars"; one kept from the last
-        # assetpack.json lists their paths under "subtitles" and "lipsync" instead.
-        names = list(built.get("sidecars") or {}) or [*(built.get("subtitles") or {}), *(built.get("lipsync") or {})]
         if names:
             outputs_state[aid]["sidecars"] = {name: stat_signature(out / sidecar_file(item.file, name))
                                               for name in names}
@@ -221,6 +233,7 @@ class _Runner:
         self.done: queue.SimpleQueue[Future] = queue.SimpleQueue()
         self.jobs = options.jobs or os.cpu_count() or 1
         self.regenerated: set[str] = set()
+        self.generating: dict[str, list[Item]] = {}  # generate key -> items waiting for it
 
     # -- entry points ----------------------------------------------------------------------
     def run(self, records: dict[str, dict[str, Any]]) -> None:
@@ -273,6 +286,11 @@ class _Runner:
     def submit_generate(self, items: list[Item], heavy: bool) -> None:
         groups: dict[tuple[str, str], list[Item]] = {}
         for item in items:
+            # Takes made by pitch/gain variation share one generated sound: generate it once.
+            if item.generate_key in self.generating:
+                self.generating[item.generate_key].append(item)
+                continue
+            self.generating[item.generate_key] = [item]
             model = keys.canonical(item.generate_inputs["backend version"]).decode()
             groups.setdefault((item.asset.backend, model), []).append(item)
         root = str(self.cache.root)
@@ -292,10 +310,14 @@ class _Runner:
     def submit_process(self, item: Item) -> None:
         from ..audio.master import Settings
 
-        v = item.asset.values
-        job = ProcessJob(item.asset.id, item.asset.kind, item.generate_key, item.process_key, v["format"],
-                         v["bit_depth"], Settings.of(self.manifest.sample_rate, v), text=v.get("text"),
-                         ssml=bool(v.get("ssml", False)), dither=bool(v.get("dither", True)))
+        a, v = item.asset, item.asset.values
+        transform = {"pitch": a.pitch_shift, "gain": a.gain_offset} if a.pitch_shift or a.gain_offset else None
+        settings = Settings.of(self.manifest.sample_rate, {**v, "loudness": v["loudness"] + a.gain_offset,
+                                                           "pitch": a.pitch_shift})
+        job = ProcessJob(a.id, a.kind, item.generate_key, item.process_key, tuple(v["format"]), v["bit_depth"],
+                         settings, text=v.get("text"), ssml=bool(v.get("ssml", False)),
+                         dither=bool(v.get("dither", True)), ogg_quality=v.get("ogg_quality", 5.0),
+                         opus_bitrate=v.get("opus_bitrate"), transform=transform)
         self.track(self.pool.submit(process_job, str(self.cache.root), job), ("process", item.asset.id))
 
     def track(self, future: Future, what: tuple[str, Any]) -> None:
@@ -310,11 +332,16 @@ class _Runner:
             except Exception as exc:  # the worker died (e.g. killed): fail the batch, keep going
                 outcomes = [(aid, f"worker failed: {exc}") for aid in what]
             for aid, error in outcomes:
-                if error:
-                    self.fail(aid, error)
-                else:
-                    self.result.generated_ids.add(aid)
-                    self.submit_process(self.items[aid])
+                leader = self.items[aid]
+                for item in self.generating.pop(leader.generate_key, [leader]):
+                    if error:
+                        self.fail(item.asset.id, error)
+                        continue
+                    if item is leader:
+                        self.result.generated_ids.add(aid)
+                    else:
+                        item.action = PROCESS
+                    self.submit_process(item)
             return
         item = self.items[what]
         try:
@@ -428,13 +455,14 @@ def _clean_output_temps(output_dir: Path) -> None:
             _unlink(tmp)
 
 
-def _unlink_output(output_dir: Path, file: str) -> None:
-    """Remove an asset's file and whatever sidecar files it had."""
+def _unlink_output(output_dir: Path, file: str, keep: set[str] | frozenset[str] = frozenset()) -> None:
+    """Remove an asset's file and whatever sidecar files it had, except the paths in ``keep``
+    (its new files, when only its main format changed)."""
     if not file:
         return
-    _unlink(output_dir / file)
-    for name in SIDECARS:
-        _unlink(output_dir / sidecar_file(file, name))
+    for path in [file, *(sidecar_file(file, name) for name in SIDECARS)]:
+        if path not in keep:
+            _unlink(output_dir / path)
 
 
 def _unlink(path: Path) -> None:

@@ -25,12 +25,15 @@ class ProcessJob:
     kind: str
     generate_key: str
     process_key: str
-    format: str
+    formats: tuple[str, ...]  # the first is the main file; each other one becomes a sidecar
     bit_depth: int
     settings: Any  # audio.master.Settings
     text: str | None = None  # dialogue: the line as written, for subtitles when the backend gave none
     ssml: bool = False
     dither: bool = True
+    ogg_quality: float = 5.0
+    opus_bitrate: int | None = None
+    transform: dict[str, float] | None = None  # a take made by pitch/gain variation (for metadata)
 
 
 _loaded: set[str] = set()
@@ -114,16 +117,23 @@ def process(cache_root: str, job: ProcessJob) -> dict[str, Any]:
     s = job.settings
     mastered, info = master(audio, sr, s)
     loop = info["loop"]
-    tmp = cache.temp_file("." + job.format)
-    out = mastered
-    if job.dither and job.format in ("wav", "flac") and job.bit_depth < 32:
-        from ..audio.cleanup import tpdf_dither
+    dithered = None
+    shas = {}
+    for fmt in job.formats:  # one mastering, encoded once per format
+        out = mastered
+        if job.dither and fmt in ("wav", "flac") and job.bit_depth < 32:
+            from ..audio.cleanup import tpdf_dither
 
-        out = tpdf_dither(mastered, job.bit_depth)  # seed 0: the same input gives the same bytes
-    write_audio(tmp, out, s.sample_rate, format=job.format, bit_depth=job.bit_depth,
-                loop=(loop["start"], loop["end"]) if loop else None)
-    sha = file_sha256(tmp)
-    cache.put_file(tmp)
+            if dithered is None:
+                dithered = tpdf_dither(mastered, job.bit_depth)  # seed 0: same input, same bytes
+            out = dithered
+        tmp = cache.temp_file("." + fmt)
+        write_audio(tmp, out, s.sample_rate, format=fmt, bit_depth=job.bit_depth,
+                    loop=(loop["start"], loop["end"]) if loop and fmt == "wav" else None,
+                    ogg_quality=job.ogg_quality, opus_bitrate=job.opus_bitrate)
+        shas[fmt] = file_sha256(tmp)
+        cache.put_file(tmp)
+    sha = shas[job.formats[0]]
     record = {
         "duration": round(len(mastered) / s.sample_rate, 6),
         "frames": len(mastered),
@@ -141,14 +151,17 @@ def process(cache_root: str, job: ProcessJob) -> dict[str, Any]:
         "sha256": sha,
         "model": meta.get("model"),
     }
+    if job.transform:
+        record["take_transform"] = job.transform
     for key in ("generator", "notes", "warnings"):
         if key in meta:
             record[key] = meta[key]
-    blobs = [sha]
+    # Files placed beside the main one: the other formats, and a dialogue line's text files.
+    record["sidecars"] = {fmt: h for fmt, h in shas.items() if fmt != job.formats[0]}
     if job.kind == "dialogue":
         files = _speech_files(job, meta, info["offset"], mastered, s.sample_rate, record)
-        record["sidecars"] = {name: cache.put_bytes(text.encode("utf-8")) for name, text in files.items()}
-        blobs += list(record["sidecars"].values())
+        record["sidecars"].update({name: cache.put_bytes(text.encode("utf-8")) for name, text in files.items()})
+    blobs = [sha, *record["sidecars"].values()]
     cache.put_entry("process", job.process_key, {"file": sha, "record": record, "blobs": blobs})
     return record
 

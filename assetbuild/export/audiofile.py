@@ -55,13 +55,15 @@ def _subtype(format: str, bit_depth: int) -> tuple[str, str]:
 
 
 def write_audio(path: str | os.PathLike, audio: np.ndarray, sr: int, format: str = "wav",
-                bit_depth: int = 16, loop: tuple[int, int] | None = None) -> None:
+                bit_depth: int = 16, loop: tuple[int, int] | None = None, ogg_quality: float = 5.0,
+                opus_bitrate: int | None = None) -> None:
     """Write ``audio`` (float, ``(frames,)`` or ``(frames, channels)``, in [-1, 1]) to ``path``.
 
     ``format`` is ``wav`` (``bit_depth`` 16, 24 or 32 = float), ``flac`` (16 or 24), ``ogg``
-    (Vorbis) or ``opus`` (only at 8, 12, 16, 24 or 48 kHz). ``loop=(start, end)`` with an
-    inclusive end frame adds ``smpl`` and ``cue `` chunks (WAV only). Writes ``path`` exactly as
-    given; no temp file or rename is done here.
+    (Vorbis, ``ogg_quality`` 0-10 as oggenc's -q) or ``opus`` (only at 8, 12, 16, 24 or 48 kHz;
+    ``opus_bitrate`` in kbps, default 64 per channel). ``loop=(start, end)`` with an inclusive
+    end frame adds ``smpl`` and ``cue `` chunks (WAV only). Writes ``path`` exactly as given; no
+    temp file or rename is done here.
     """
     major, subtype = _subtype(format, bit_depth)
     sr = int(sr)
@@ -82,12 +84,30 @@ def write_audio(path: str | os.PathLike, audio: np.ndarray, sr: int, format: str
     a = np.ascontiguousarray(a, dtype=np.float32)
     if subtype.startswith("PCM"):
         a = np.clip(a, -1.0, 1.0)  # libsndfile would wrap, not clip, out-of-range samples
-    sf.write(os.fspath(path), a, sr, format=major, subtype=subtype)
+    channels = 1 if a.ndim == 1 else a.shape[1]
+    level = None
+    if format == "ogg":
+        level = _vorbis_level(ogg_quality)
+    elif format == "opus":
+        level = _opus_level(opus_bitrate or 64 * channels, channels)
+    sf.write(os.fspath(path), a, sr, format=major, subtype=subtype, compression_level=level)
 
     if major == "OGG":
         _rewrite(path, _fix_ogg_serial)
     elif major == "WAV" and (subtype == "FLOAT" or loop is not None):
         _rewrite(path, lambda data: _patch_wav(data, sr, loop))
+
+
+def _vorbis_level(quality: float) -> float:
+    # libsndfile encodes Vorbis at quality (1 - level), on libvorbis' 0..1 scale (oggenc's -q / 10).
+    return min(1.0, max(0.0, 1.0 - quality / 10.0))
+
+
+def _opus_level(kbps: float, channels: int) -> float:
+    # libsndfile sets the Opus bitrate from the level linearly: level 0 is 256 kbps per channel,
+    # level 1 is 6 kbps per channel (measured with libsndfile 1.2.2: see docs/loudness.md).
+    per_channel = kbps / max(1, channels)
+    return min(1.0, max(0.0, (256.0 - per_channel) / 250.0))
 
 
 def _rewrite(path: str | os.PathLike, fix) -> None:

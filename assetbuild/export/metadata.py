@@ -8,12 +8,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..manifest.model import Asset, Manifest
+from ..manifest.model import EXTENSIONS, Asset, Manifest
 
 SCHEMA_VERSION = 1
 
-# Files written beside a dialogue line's audio, by name in the process record's "sidecars".
-SIDECARS = {"srt": ".srt", "vtt": ".vtt", "rhubarb": ".rhubarb.json", "visemes": ".visemes.json"}
+# Files written beside an asset's main file, by name in the process record's "sidecars": a
+# dialogue line's subtitles and lip-sync, and the asset in its other formats.
+SIDECARS = {"srt": ".srt", "vtt": ".vtt", "rhubarb": ".rhubarb.json", "visemes": ".visemes.json", **EXTENSIONS}
 
 
 def sidecar_file(file: str, name: str) -> str:
@@ -24,12 +25,13 @@ def sidecar_file(file: str, name: str) -> str:
 def asset_record(asset: Asset, file: str, built: dict[str, Any]) -> dict[str, Any]:
     """Merge the manifest's view of an asset with what the process stage measured."""
     v = asset.values
+    formats = v["format"]
     record: dict[str, Any] = {
         "id": asset.name,
         "kind": asset.kind,
         "file": file,
-        "format": v["format"],
-        "bit_depth": v["bit_depth"] if v["format"] in ("wav", "flac") else None,
+        "format": formats[0],
+        "bit_depth": v["bit_depth"] if formats[0] in ("wav", "flac") else None,
         "backend": asset.backend,
         "seed": asset.seed,
     }
@@ -38,6 +40,7 @@ def asset_record(asset: Asset, file: str, built: dict[str, Any]) -> dict[str, An
     record.update(built)
     sidecars = record.pop("sidecars", None)
     if sidecars is not None:  # fresh from the process stage; else ``built`` already has the paths
+        record["files"] = {fmt: file if i == 0 else sidecar_file(file, fmt) for i, fmt in enumerate(formats)}
         record["subtitles"] = {n: sidecar_file(file, n) for n in ("srt", "vtt") if n in sidecars}
         record["lipsync"] = {n: sidecar_file(file, n) for n in ("rhubarb", "visemes") if n in sidecars} or None
     if asset.take is not None:
@@ -59,6 +62,15 @@ def asset_record(asset: Asset, file: str, built: dict[str, Any]) -> dict[str, An
     else:
         record["prompt"] = v["prompt"]
     return record
+
+
+def sidecar_names(record: dict[str, Any]) -> list[str]:
+    """Names of the files an asset has beside its main file, from either kind of record: one
+    fresh from the process stage (``sidecars``) or one read back from assetpack.json (paths)."""
+    if record.get("sidecars") is not None:
+        return list(record["sidecars"])
+    names = [*(record.get("subtitles") or {}), *(record.get("lipsync") or {})]
+    return names + [fmt for fmt, path in (record.get("files") or {}).items() if path != record.get("file")]
 
 
 def record_key(record: dict[str, Any]) -> str:

@@ -17,7 +17,9 @@ GENERATE, PROCESS, META = "generate", "process", "meta"
 @dataclass(frozen=True)
 class Field:
     name: str
-    type: str  # "str" | "int" | "float" | "bool" | "strlist" | "text" (a string, or a table by locale)
+    # "str" | "int" | "float" | "bool" | "strlist" | "text" (a string, or a table by locale)
+    # | "strs" (a string or an array of strings, normalised to a list; choices apply to each)
+    type: str
     doc: str
     required: bool = False
     default: Any = None
@@ -53,6 +55,18 @@ class Field:
                 return value, f"expected an array of non-empty strings, got {_describe(value)}"
             if len(set(value)) != len(value):
                 return value, "has duplicates"
+        elif t == "strs":
+            items = [value] if isinstance(value, str) else value
+            if not isinstance(items, list) or not items or not all(isinstance(v, str) for v in items):
+                return value, f"expected a string or an array of strings, got {_describe(value)}"
+            if len(set(items)) != len(items):
+                return value, "has duplicates"
+            if self.choices is not None:
+                bad = [v for v in items if v not in self.choices]
+                if bad:
+                    return value, ("expected one of " + ", ".join(_show(c) for c in self.choices)
+                                   + f", got {_show(bad[0])}")
+            return list(items), None
         elif t == "text":
             if isinstance(value, dict):
                 bad = [k for k, v in value.items() if not isinstance(v, str) or not v.strip()]
@@ -81,13 +95,16 @@ class Field:
             js["type"] = "array"
             js["items"] = {"type": "string", "minLength": 1}
             js["uniqueItems"] = True
+        elif self.type == "strs":
+            item = {"type": "string", **({"enum": list(self.choices)} if self.choices else {})}
+            js["anyOf"] = [item, {"type": "array", "items": item, "minItems": 1, "uniqueItems": True}]
         elif self.type == "text":
             js["anyOf"] = [{"type": "string", "minLength": self.min_length or 0},
                            {"type": "object", "minProperties": 1,
                             "additionalProperties": {"type": "string", "minLength": 1}}]
         else:
             js["type"] = {"str": "string", "int": "integer", "float": "number", "bool": "boolean"}[self.type]
-        if self.choices is not None:
+        if self.choices is not None and self.type != "strs":
             js["enum"] = list(self.choices)
         if self.minimum is not None:
             js["exclusiveMinimum" if self.exclusive_minimum else "minimum"] = self.minimum

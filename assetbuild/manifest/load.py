@@ -22,20 +22,35 @@ from .model import (
     LEXICON_KEYS,
     LOCALE_PATTERN,
     OPUS_RATES,
+    PROFILE_FIELDS,
+    PROFILE_NAME,
     PROJECT_FIELDS,
     VOICE_FIELDS,
     Asset,
     Manifest,
     entry_fields,
     id_problem,
+    profile_fields,
 )
 
-TOP_LEVEL = ("project", "defaults", "voices", "lexicon") + KINDS
+TOP_LEVEL = ("project", "defaults", "voices", "lexicon", "profiles") + KINDS
 
 
 def derive_seed(asset_id: str) -> int:
     """Stable seed for an entry without one: the same id always gets the same seed."""
     return int.from_bytes(hashlib.sha256(asset_id.encode()).digest()[:4], "big")
+
+
+def spread(amount: float, n: int, seed: int) -> list[float]:
+    """``n`` values evenly over [-amount, +amount], in an order fixed by ``seed``: takes cover the
+    range (random draws could bunch up) and do not simply rise take by take."""
+    if not amount or n < 2:
+        return [0.0] * n
+    import random
+
+    values = [round(amount * (2 * i / (n - 1) - 1), 3) for i in range(n)]
+    random.Random(seed).shuffle(values)
+    return values
 
 
 def did_you_mean(word: str, options: list[str] | tuple[str, ...]) -> str:
@@ -58,19 +73,23 @@ def read_toml(path: Path, shown: str) -> tuple[dict[str, Any], bytes]:
         raise ManifestError([Problem(shown, "", f"TOML syntax error: {exc}")]) from None
 
 
-def load(path: str | os.PathLike[str]) -> Manifest:
-    """Load and validate the manifest at ``path``; raise ManifestError listing every problem."""
+def load(path: str | os.PathLike[str], profile: str | None = None) -> Manifest:
+    """Load and validate the manifest at ``path``; raise ManifestError listing every problem.
+
+    With ``profile``, that ``[profiles.NAME]`` table's values override the entries' processing
+    keys, the sample rate and the output folder.
+    """
     path = Path(path)
     shown = str(path)
     raw, data = read_toml(path, shown)
-    manifest = _Validator(path.resolve(), shown, raw).run()
+    manifest = _Validator(path.resolve(), shown, raw, profile).run()
     manifest.digest = hashlib.sha256(data).hexdigest()
     return manifest
 
 
 class _Validator:
-    def __init__(self, path: Path, shown: str, raw: dict[str, Any]):
-        self.path, self.file, self.raw = path, shown, raw
+    def __init__(self, path: Path, shown: str, raw: dict[str, Any], profile: str | None = None):
+        self.path, self.file, self.raw, self.profile_name = path, shown, raw, profile
         self.problems: list[Problem] = []
         self.backend_names = backends.names()
         self._settings: dict[str, dict[str, Field]] = {}
@@ -141,7 +160,20 @@ class _Validator:
         defaults, kind_defaults = self.defaults()
         voices = self.voices()
         self.lexicon = self.read_lexicon()
-        manifest = Manifest(path=self.path, voices=voices, lexicon=self.lexicon, **project)
+        profiles = self.profiles(project["output_dir"])
+        self.overrides: tuple[dict[str, Any], dict[str, dict[str, Any]]] = ({}, {})
+        if self.profile_name is not None:
+            if self.profile_name not in profiles:
+                if self.problems:  # the profile may be misspelt in a table that has problems
+                    raise ManifestError(self.problems)
+                known = ", ".join(sorted(profiles)) or "none defined"
+                raise UsageError([Problem(self.file, "", f"no profile '{self.profile_name}' (profiles: {known})"
+                                          + did_you_mean(self.profile_name, sorted(profiles)))])
+            glob, kinds, project["output_dir"] = profiles[self.profile_name]
+            project["sample_rate"] = glob.pop("sample_rate", project["sample_rate"])
+            self.overrides = (glob, kinds)
+        manifest = Manifest(path=self.path, voices=voices, lexicon=self.lexicon, profile=self.profile_name,
+                            profiles=sorted(profiles), **project)
         seen: dict[str, str] = {}
         for kind in KINDS:
             entries = self.raw.get(kind, [])
@@ -177,6 +209,32 @@ class _Validator:
         return {"name": values["name"], "version": values["version"], "output_dir": output,
                 "sample_rate": values["sample_rate"], "locales": list(locales),
                 "missing_locale": values["missing_locale"]}
+
+    def profiles(self, output_dir: Path) -> dict[str, tuple[dict[str, Any], dict[str, dict[str, Any]], Path]]:
+        """`[profiles.NAME]`: (overrides for every kind, overrides per kind, output folder)."""
+        table = self.table(self.raw.get("profiles", {}), "[profiles]") or {}
+        allowed = {f.name: f for f in PROFILE_FIELDS} | profile_fields()
+        out = {}
+        for name, prof in table.items():
+            where = f"[profiles.{name}]"
+            if not PROFILE_NAME.fullmatch(name):
+                self.problem("[profiles]", f"'{name}' is not a usable profile name (letters, digits, '_', '-')")
+                continue
+            prof = self.table(prof, where)
+            if prof is None:
+                continue
+            glob = self.check_fields(prof, allowed, where, skip=KINDS)
+            kinds = {}
+            for kind in KINDS:
+                sub = self.table(prof[kind], f"[profiles.{name}.{kind}]") if kind in prof else None
+                if sub is not None:
+                    kinds[kind] = self.check_fields(sub, profile_fields(kind), f"[profiles.{name}.{kind}]")
+            output = self.path.parent / glob.pop("output") if "output" in glob else Path(f"{output_dir}-{name}")
+            if output.resolve() == output_dir.resolve():
+                self.problem(where, "is the project's own output folder; a profile needs a tree of its own",
+                             "output")
+            out[name] = (glob, kinds, output)
+        return out
 
     def read_lexicon(self) -> dict[str, dict[str, str]]:
         table = self.table(self.raw.get("lexicon", {}), "[lexicon]") or {}
@@ -316,7 +374,12 @@ class _Validator:
         for layer in (defaults, kind_defaults):
             values.update({k: v for k, v in layer.items() if k in fields})
         values.update({k: v for k, v in given.items() if k in fields})
+        glob, kinds = self.overrides  # a profile's values win over the entry's own
+        for layer in (glob, kinds.get(kind, {})):
+            values.update({k: v for k, v in layer.items() if k in fields})
         values["backend"] = backend
+        if isinstance(values.get("format"), str):  # a built-in default, not yet a list
+            values["format"] = [values["format"]]
 
         # A key that is also an entry key (e.g. `voice`, the voice table) keeps its entry meaning
         # everywhere but inside the voice table, where it is the backend's setting.
@@ -325,11 +388,11 @@ class _Validator:
             own = layer is voice
             settings.update({k: v for k, v in layer.items() if k in settings_fields and (own or k not in fields)})
 
-        fmt = values.get("format")
-        if fmt == "opus" and sample_rate not in OPUS_RATES:
+        formats = values.get("format") or []
+        if "opus" in formats and sample_rate not in OPUS_RATES:
             self.problem(where, f"opus needs a project sample_rate of {', '.join(map(str, OPUS_RATES))} "
                          f"(project has {sample_rate})", "format")
-        if fmt == "flac" and values.get("bit_depth") == 32:
+        if "flac" in formats and values.get("bit_depth") == 32:
             self.problem(where, "flac supports 16 or 24 bits", "bit_depth")
         if len(self.problems) > before:
             return []
@@ -345,12 +408,19 @@ class _Validator:
         if takes == 1:
             seed = base_seed if base_seed is not None else derive_seed(asset_id)
             return [Asset(id=asset_id, take=None, seed=seed, values=values, where=where, **common)]
+        # With pitch/gain variation every take transforms take 1's sound (so its generation is
+        # shared, and cached from a build without variation too).
+        transform = bool(values.get("pitch_variation") or values.get("gain_variation"))
+        pitches = spread(values.get("pitch_variation", 0.0), takes, derive_seed(asset_id + ":pitch"))
+        gains = spread(values.get("gain_variation", 0.0), takes, derive_seed(asset_id + ":gain"))
         out = []
         for take in range(1, takes + 1):
             take_id = f"{asset_id}_{take:02d}"
-            seed = (base_seed + take - 1) % 2**32 if base_seed is not None else derive_seed(take_id)
+            n = 1 if transform else take
+            seed = (base_seed + n - 1) % 2**32 if base_seed is not None else derive_seed(f"{asset_id}_{n:02d}")
             out.append(Asset(id=take_id, take=take, seed=seed, values=values,
-                             where=f'{kind} "{asset_id}" (take {take})', **common))
+                             where=f'{kind} "{asset_id}" (take {take})', pitch_shift=pitches[take - 1],
+                             gain_offset=gains[take - 1], **common))
         return out
 
     def dialogue(self, asset_id: str, where: str, values: dict[str, Any], settings: dict[str, Any],

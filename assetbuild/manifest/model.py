@@ -50,9 +50,15 @@ COMMON_FIELDS = (
           "integrated for clips of 3 s or more, momentary-max for shorter ones).", minimum=-70, maximum=0, stage=PROCESS),
     Field("true_peak", "float", "True-peak ceiling in dBTP.", default=-1.0, minimum=-20, maximum=0,
           stage=PROCESS),
-    Field("format", "str", "Output file format.", default="wav", choices=FORMATS, stage=PROCESS),
+    Field("format", "strs", "Output file format, or several (`[\"wav\", \"ogg\"]`: one file each from the "
+          "same mastered audio; the first is the asset's main `file`).", default="wav", choices=FORMATS,
+          stage=PROCESS),
     Field("bit_depth", "int", "Bits per sample for wav/flac (32 = 32-bit float wav).", default=16,
           choices=(16, 24, 32), stage=PROCESS),
+    Field("ogg_quality", "float", "Ogg Vorbis quality, as oggenc's -q (0 smallest .. 10 best; 5 is about "
+          "160 kbps for stereo music).", default=5.0, minimum=0, maximum=10, stage=PROCESS),
+    Field("opus_bitrate", "int", "Ogg Opus target bitrate in kbps for the whole file (variable bitrate). "
+          "Default: 64 per channel.", minimum=6, maximum=510, stage=PROCESS),
     Field("channels", "int", "Output channels: 1 (mono) or 2 (stereo).", choices=(1, 2), stage=PROCESS),
     Field("loudness_mode", "str", "How loudness is measured: `integrated` (BS.1770-4, gated), "
           "`momentary-max` (max of 400 ms windows, as Wwise does for short sounds), `peak` (sample peak; "
@@ -91,8 +97,14 @@ KIND_FIELDS: dict[str, tuple[Field, ...]] = {
     "ambience": (),
     "music": (),
     "sfx": (
-        Field("variations", "int", "Number of takes with different seeds: <id>_01, <id>_02, ...",
+        Field("variations", "int", "Number of takes with different seeds: <id>_01, <id>_02, ... "
+              "(with `pitch_variation` or `gain_variation`: one generated take, transformed N ways).",
               default=1, minimum=1, maximum=100, stage=GENERATE),
+        Field("pitch_variation", "float", "Spread the takes' pitch over +/- this many semitones "
+              "(varispeed: higher is also shorter). Takes then share one generated sound.",
+              default=0.0, minimum=0, maximum=12, stage=PROCESS),
+        Field("gain_variation", "float", "Spread the takes' loudness target over +/- this many dB. "
+              "Takes then share one generated sound.", default=0.0, minimum=0, maximum=12, stage=PROCESS),
     ),
 }
 _BED_FIELDS = (
@@ -110,6 +122,24 @@ for _kind in ("ambience", "music", "sfx"):
     KIND_FIELDS[_kind] = _BED_FIELDS + KIND_FIELDS[_kind]
 
 _ENTRY_FIELDS = {kind: {f.name: f for f in COMMON_FIELDS + KIND_FIELDS[kind]} for kind in KINDS}
+
+# `[profiles.NAME]` (and `[profiles.NAME.KIND]`): another delivery of the same generated audio.
+# Besides these, a profile may set any entry key that only re-processes (see profile_fields).
+PROFILE_FIELDS = (
+    Field("output", "str", "Output folder of this profile's tree, relative to the manifest. "
+          "Default: the project's output folder with `-NAME` added (build/audio-mobile).",
+          min_length=1, stage=META),
+    Field("sample_rate", "int", "Sample rate of this profile's files, in Hz.", choices=SAMPLE_RATES,
+          stage=PROCESS),
+)
+PROFILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+
+
+def profile_fields(kind: str | None = None) -> dict[str, Field]:
+    """Entry keys a profile may override: those that only change processing (for ``kind``, or
+    for any kind)."""
+    kinds = [kind] if kind else list(KINDS)
+    return {name: f for k in kinds for name, f in _ENTRY_FIELDS[k].items() if f.stage == PROCESS}
 
 VOICE_FIELDS = (
     Field("backend", "str", "Backend that speaks with this voice.", stage=GENERATE),
@@ -170,6 +200,8 @@ class Asset:
     locale: str | None = None  # dialogue of a project with locales
     lexicon: dict[str, Any] = field(default_factory=dict)  # the lexicon entries this line uses
     fallback_from: str | None = None  # locale whose line stands in for a missing translation
+    pitch_shift: float = 0.0  # semitones, for takes made by pitch_variation
+    gain_offset: float = 0.0  # dB added to the loudness target, for takes made by gain_variation
 
     @property
     def name(self) -> str:
@@ -193,6 +225,8 @@ class Manifest:
     lexicon: dict[str, dict[str, str]] = field(default_factory=dict)
     warnings: list[Any] = field(default_factory=list)  # Problems that do not stop the build
     digest: str = ""  # sha256 of the manifest's bytes: unchanged bytes mean unchanged metadata
+    profile: str | None = None  # the [profiles.NAME] applied, if any
+    profiles: list[str] = field(default_factory=list)  # every profile the manifest defines
 
     @property
     def root(self) -> Path:

@@ -14,9 +14,10 @@ from pathlib import Path
 
 from .. import backends
 from .fields import Field
-from .model import BUILTIN_DEFAULTS, COMMON_FIELDS, KIND_FIELDS, KINDS, PROJECT_FIELDS, VOICE_FIELDS
+from .model import BUILTIN_DEFAULTS, COMMON_FIELDS, KIND_FIELDS, KINDS, PROFILE_FIELDS, PROJECT_FIELDS, VOICE_FIELDS
 
 BEGIN, END = "<!-- BEGIN GENERATED: python -m assetbuild.manifest.reference --write -->", "<!-- END GENERATED -->"
+_TYPES = {"strs": "str or strlist", "text": "str or table"}
 STAGE_NOTE = {"generate": "regenerates", "process": "re-processes", "meta": "metadata only"}
 
 
@@ -36,7 +37,7 @@ def _table(fields: tuple[Field, ...] | list[Field], defaults: dict | None = None
     for f in fields:
         default = (defaults or {}).get(f.name, f.default)
         shown = "required" if f.required else ("" if default is None else f"`{str(default).lower() if isinstance(default, bool) else default}`")
-        rows.append(f"| `{f.name}` | {f.type} | {_range(f)} | {shown} | {STAGE_NOTE[f.stage]} | {f.doc} |")
+        rows.append(f"| `{f.name}` | {_TYPES.get(f.type, f.type)} | {_range(f)} | {shown} | {STAGE_NOTE[f.stage]} | {f.doc} |")
     return "\n".join(rows)
 
 
@@ -53,6 +54,11 @@ def render() -> str:
     out += ["", _table(COMMON_FIELDS), ""]
     for kind in KINDS:
         out += [f"### `[[{kind}]]`", "", _table(KIND_FIELDS[kind]), ""]
+    out += ["### `[profiles.NAME]`", "",
+            "A profile is another delivery of the same generated audio (`assetbuild build --profile NAME`). "
+            "Besides the keys below it may set any key marked *re-processes* above, for every kind, or for "
+            "one kind in `[profiles.NAME.KIND]`; its values win over the entries' own.", "",
+            _table(PROFILE_FIELDS), ""]
     out += ["### `[voices.NAME]` and backend settings", "",
             "A voice table holds `backend` plus that backend's settings. The same settings may also be "
             "set on a single entry, or in `[defaults]`, to override the voice.", "", _table(VOICE_FIELDS), ""]

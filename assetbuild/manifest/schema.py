@@ -11,7 +11,7 @@ from typing import Any
 
 from .. import backends
 from .fields import Field
-from .model import KINDS, PROJECT_FIELDS, VOICE_FIELDS, entry_fields
+from .model import KINDS, PROFILE_FIELDS, PROFILE_NAME, PROJECT_FIELDS, VOICE_FIELDS, entry_fields, profile_fields
 from .model import ID_PATTERN, RESERVED_NAMES
 
 SCHEMA_ID = "https://assetbuild.dev/schema/assetbuild.schema.json"
@@ -69,6 +69,12 @@ def build_schema() -> dict[str, Any]:
                         "phonemes": {"type": "string", "minLength": 1,
                                      "description": "Phonemes in the backend's notation (eSpeak: its mnemonics)."}}},
     ]}
+    profile = {
+        "type": "object", "additionalProperties": False,
+        "properties": _props(PROFILE_FIELDS) | _props(list(profile_fields().values())) | {
+            kind: {"type": "object", "additionalProperties": False,
+                   "properties": _props(list(profile_fields(kind).values()))} for kind in KINDS},
+    }
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": SCHEMA_ID,
@@ -83,6 +89,9 @@ def build_schema() -> dict[str, Any]:
             "voices": {"type": "object", "additionalProperties": voice},
             "lexicon": {"type": "object", "description": "Pronunciations: word -> respelling or phonemes.",
                         "additionalProperties": lexicon_entry},
+            "profiles": {"type": "object", "description": "Delivery variants: `assetbuild build --profile NAME`.",
+                         "propertyNames": {"pattern": "^" + PROFILE_NAME.pattern + "$"},
+                         "additionalProperties": profile},
             **{kind: {"type": "array", "items": {"$ref": f"#/$defs/{kind}"}} for kind in KINDS},
         },
         "$defs": kinds_defs,
