@@ -46,7 +46,8 @@ class Reporter:
 
     def summary(self, s: dict[str, Any]) -> None:
         built = s["assets"] - s["failed"]
-        parts = [f"{built} assets ready: {s['generated']} generated, {s['reused']} reused from cache"]
+        where = f" in {s['output']} (profile {s['profile']})" if s.get("profile") else ""
+        parts = [f"{built} assets ready{where}: {s['generated']} generated, {s['reused']} reused from cache"]
         if s["processed"] - s["generated"] > 0:
             parts.append(f"{s['processed'] - s['generated']} re-processed")
         if s["removed"]:

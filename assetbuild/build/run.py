@@ -72,6 +72,8 @@ class BuildResult:
             "failed": len(self.failures),
             "removed": self.removed,
             "assets": len(self.plan.items),
+            "profile": self.plan.manifest.profile,
+            "output": str(self.plan.manifest.output_dir),
             "seconds": round(self.seconds, 3),
             "failures": self.failures,
         }
