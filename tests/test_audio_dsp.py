@@ -93,13 +93,18 @@ def sfx(seconds: float = 1.0, seed: int = 4) -> np.ndarray:
 def ffmpeg_ebur128(tmp_path, audio: np.ndarray, name: str = "m") -> dict[str, float]:
     """Measure with ``ffmpeg ... -af ebur128=peak=true``: summary ``I`` (LUFS) and ``Peak`` (dBTP),
     plus the per-100 ms metadata for the max momentary loudness ``M`` and 3-decimal ``I``."""
+    path = tmp_path / f"{name}.wav"
+    sf.write(path, audio, SR, subtype="FLOAT")
+    return ffmpeg_ebur128_file(path)
+
+
+def ffmpeg_ebur128_file(path) -> dict[str, float]:
+    """:func:`ffmpeg_ebur128` of an audio file as it is on disk."""
     ffmpeg = shutil.which("ffmpeg")
     if ffmpeg is None:
         pytest.fail("ffmpeg is required for these tests (it is the independent loudness meter); "
                     "install it, e.g. `apt-get install ffmpeg`")
-    path = tmp_path / f"{name}.wav"
-    meta = tmp_path / f"{name}.meta.txt"
-    sf.write(path, audio, SR, subtype="FLOAT")
+    meta = path.with_name(path.name + ".meta.txt")
     proc = subprocess.run([ffmpeg, "-nostats", "-hide_banner", "-i", str(path), "-af",
                            f"ebur128=peak=true:metadata=1,ametadata=mode=print:file={meta}",
                            "-f", "null", "-"], capture_output=True, text=True, timeout=60)

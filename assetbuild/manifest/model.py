@@ -153,8 +153,9 @@ BUILTIN_DEFAULTS: dict[str, dict[str, Any]] = {
                  "highpass": 0.0, "fade_in": 0.0, "fade_out": 0.0},
     "music": {"backend": "procedural", "loudness": -24.0, "channels": 2, "duration": 30.0, "trim": False,
               "highpass": 0.0, "fade_in": 0.0, "fade_out": 0.0},
+    # A 2 ms fade-in: a sound that starts at full level clicks (and reads hot on true-peak meters).
     "sfx": {"backend": "procedural", "loudness": -20.0, "channels": 1, "trim": True, "highpass": 0.0,
-            "fade_in": 0.0, "fade_out": 0.005},
+            "fade_in": 0.002, "fade_out": 0.005},
 }
 
 # A lexicon entry: `word = "respelling"` or `word = { say = "...", phonemes = "..." }`.
