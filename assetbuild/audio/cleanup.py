@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Callable
 
 import numpy as np
-from scipy.signal import butter, sosfilt, sosfiltfilt
+from scipy.signal import butter, sosfilt, sosfilt_zi, sosfiltfilt
 
 __all__ = ["trim_silence", "active_range", "fade", "remove_dc", "highpass", "tpdf_dither", "loop_crossfade",
            "FADE_CURVES"]
@@ -27,9 +27,10 @@ FADE_CURVES: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 }
 
 
-def _prepare(audio: np.ndarray) -> tuple[np.ndarray, bool]:
-    """A float32 ``(frames, channels)`` copy of ``audio`` and whether the input was 1-D."""
-    a = np.array(audio, dtype=np.float32, copy=True)
+def _prepare(audio: np.ndarray, copy: bool = True) -> tuple[np.ndarray, bool]:
+    """A float32 ``(frames, channels)`` copy of ``audio`` (or, for steps that only read it, a
+    view when it already is float32) and whether the input was 1-D."""
+    a = np.array(audio, dtype=np.float32, copy=True) if copy else np.asarray(audio, dtype=np.float32)
     if a.ndim not in (1, 2):
         raise ValueError(f"audio must be shaped (frames,) or (frames, channels), got {a.shape}")
     return (a[:, None], True) if a.ndim == 1 else (a, False)
@@ -46,22 +47,37 @@ def _active_bounds(a: np.ndarray, sr: int, threshold_db: float) -> tuple[int, in
     if n == 0 or a.shape[1] == 0:
         return None
     w = min(n, max(1, int(round(_TRIM_WINDOW_S * sr))))
-    power = np.mean(np.square(a, dtype=np.float64), axis=1)
-    csum = np.concatenate(([0.0], np.cumsum(power)))
-    level = (csum[w:] - csum[:-w]) / w  # mean power of the window starting at each frame
-    loud = np.flatnonzero(level > 10.0 ** (threshold_db / 10.0))
-    if loud.size == 0:
+    first = _first_active(a, w, threshold_db, sr)
+    if first is None:
         return None
-    above = np.max(np.abs(a), axis=1) > 10.0 ** (threshold_db / 20.0)
-    first = loud[0] + int(np.argmax(above[loud[0]:loud[0] + w]))
-    last = loud[-1] + w - 1 - int(np.argmax(above[loud[-1]:loud[-1] + w][::-1]))
-    return int(first), int(last)
+    # The last active frame is the first one of the time-reversed audio (same windows).
+    return first, n - 1 - _first_active(a[::-1], w, threshold_db, sr)
+
+
+def _first_active(a: np.ndarray, w: int, threshold_db: float, sr: int) -> int | None:
+    """First frame above the threshold amplitude inside the first ``w``-frame window whose
+    mean power is above the threshold. Scans from the start in chunks, so a long sound that
+    starts early costs only its first chunk."""
+    n = a.shape[0]
+    power_floor, amp_floor = 10.0 ** (threshold_db / 10.0), 10.0 ** (threshold_db / 20.0)
+    chunk = max(4 * w, sr // 2)
+    for pos in range(0, n - w + 1, chunk):
+        seg = a[pos:min(n, pos + chunk + w - 1)]
+        power = np.mean(np.square(seg, dtype=np.float64), axis=1)
+        csum = np.concatenate(([0.0], np.cumsum(power)))
+        level = (csum[w:] - csum[:-w]) / w  # mean power of the window starting at each frame
+        loud = np.flatnonzero(level > power_floor)
+        if loud.size:
+            start = pos + int(loud[0])
+            above = np.max(np.abs(a[start:start + w]), axis=1) > amp_floor
+            return start + int(np.argmax(above))
+    return None
 
 
 def active_range(audio: np.ndarray, sr: int, threshold_db: float = -50.0) -> tuple[int, int]:
     """``(start, end)`` frames of the sound in ``audio`` (end exclusive), detected as in
     :func:`trim_silence`; ``(0, frames)`` when it is all silent."""
-    a, _ = _prepare(audio)
+    a, _ = _prepare(audio, copy=False)
     bounds = _active_bounds(a, sr, threshold_db)
     return (0, a.shape[0]) if bounds is None else (bounds[0], bounds[1] + 1)
 
@@ -84,14 +100,14 @@ def trim_silence(audio: np.ndarray, sr: int, threshold_db: float = -50.0, pad: f
     """
     if sr <= 0 or pad < 0:
         raise ValueError(f"need sr > 0 and pad >= 0, got sr={sr}, pad={pad}")
-    a, was_1d = _prepare(audio)
+    a, was_1d = _prepare(audio, copy=False)
     bounds = _active_bounds(a, sr, threshold_db) if (start or end) else None
     if bounds is None:
-        return _finish(a, was_1d), 0
+        return _finish(a.copy(), was_1d), 0
     p = int(round(pad * sr))
     lo = max(0, bounds[0] - p) if start else 0
     hi = min(a.shape[0], bounds[1] + 1 + p) if end else a.shape[0]
-    return _finish(a[lo:hi], was_1d), lo
+    return _finish(a[lo:hi].copy(), was_1d), lo
 
 
 def fade(audio: np.ndarray, sr: int, fade_in: float = 0.0, fade_out: float = 0.0,
@@ -133,11 +149,11 @@ def remove_dc(audio: np.ndarray, sr: int, *, loop: bool = False) -> np.ndarray:
     step, so the loop seam stays exactly as continuous as it was, where a filter's start
     transient would break it.
     """
-    a, was_1d = _prepare(audio)
+    a, was_1d = _prepare(audio, copy=False)
     x = a.astype(np.float64)
     n = x.shape[0]
     if n == 0:
-        return _finish(a, was_1d)
+        return _finish(a.copy(), was_1d)
     if loop or n < 2:
         return _finish(x - x.mean(axis=0), was_1d)
     sos = butter(1, _DC_CUTOFF_HZ, btype="highpass", fs=sr, output="sos")
@@ -150,21 +166,25 @@ def highpass(audio: np.ndarray, sr: int, cutoff_hz: float, *, order: int = 2,
     """Butterworth high-pass of ``order`` at ``cutoff_hz`` (rumble removal); ``cutoff_hz <= 0``
     returns the input (as float32).
 
-    One-shots are filtered causally from rest, like a console's low-cut (no pre-ringing before
-    transients; run :func:`remove_dc` first so an offset does not cause a start transient).
+    One-shots are filtered causally, like a console's low-cut (no pre-ringing before
+    transients), starting in the steady state of their first sample, so an offset causes no
+    start transient; the filter removes the offset too.
     Loops are filtered circularly: the filter starts in the exact periodic steady state (the
     state it would have after endlessly many repetitions of the loop), so the output is one
     period of the filtered endless loop and its seam is as continuous as the input's.
     """
-    a, was_1d = _prepare(audio)
+    a, was_1d = _prepare(audio, copy=False)
     if cutoff_hz <= 0 or a.shape[0] == 0:
-        return _finish(a, was_1d)
+        return _finish(a.copy(), was_1d)
     if cutoff_hz >= sr / 2:
         raise ValueError(f"cutoff {cutoff_hz} Hz must be below Nyquist ({sr / 2} Hz)")
     sos = butter(order, cutoff_hz, btype="highpass", fs=sr, output="sos")
     x = a.astype(np.float64)
     if not loop:
-        return _finish(sosfilt(sos, x, axis=0), was_1d)
+        # Start as if the first sample's value had always been there: an offset (or a sound
+        # cut mid-waveform) causes no start transient.
+        zi = sosfilt_zi(sos)[:, :, None] * x[0][None, None, :]
+        return _finish(sosfilt(sos, x, axis=0, zi=zi)[0], was_1d)
     n, ch = x.shape
     ns = sos.shape[0]
     k = 2 * ns  # state variables per channel
@@ -199,8 +219,15 @@ def tpdf_dither(audio: np.ndarray, bits: int, seed: int = 0) -> np.ndarray:
         raise ValueError(f"audio must be shaped (frames,) or (frames, channels), got {a.shape}")
     lsb = 2.0 ** -(bits - 1)
     rng = np.random.default_rng(seed)
-    noise = rng.random(a.shape) + rng.random(a.shape) - 1.0  # triangular on (-1, 1)
-    return (a.astype(np.float64) + noise * lsb).astype(np.float32)
+    # Triangular on (-1, 1) LSB, in float32 (its 24-bit mantissa resolves a 16-bit LSB at full
+    # scale 256 times over; 24-bit files get float64).
+    dtype = np.float32 if bits <= 16 else np.float64
+    noise = rng.random(a.shape, dtype=dtype)
+    noise += rng.random(a.shape, dtype=dtype)
+    noise -= 1.0
+    noise *= lsb
+    noise += a
+    return noise.astype(np.float32, copy=False)
 
 
 def loop_crossfade(audio: np.ndarray, sr: int, crossfade_s: float) -> np.ndarray:
@@ -220,11 +247,11 @@ def loop_crossfade(audio: np.ndarray, sr: int, crossfade_s: float) -> np.ndarray
     (correlated material may rise by up to 3 dB). The loop runs from frame 0 to frame
     ``len(out) - 1`` inclusive. ``crossfade_s <= 0`` returns the input.
     """
-    a, was_1d = _prepare(audio)
+    a, was_1d = _prepare(audio, copy=False)
     n = a.shape[0]
     xf = min(int(round(max(crossfade_s, 0.0) * sr)), n // 2)
     if xf == 0:
-        return _finish(a, was_1d)
+        return _finish(a.copy(), was_1d)
     theta = 0.5 * np.pi * np.arange(xf) / xf
     x = a.astype(np.float64)
     out = x[:n - xf].copy()

@@ -8,7 +8,7 @@ import numpy as np
 import soxr
 
 from . import loudness
-from .limiter import limit
+from .limiter import limit_measured, peak_envelope
 from .loudness import SilentAudio
 
 __all__ = ["to_channels", "resample", "normalize", "SilentAudio",
@@ -63,7 +63,7 @@ def resample(audio: np.ndarray, sr_from: int, sr_to: int) -> np.ndarray:
 
 
 def _apply_gain(audio: np.ndarray, gain_db: float) -> np.ndarray:
-    return (np.asarray(audio, dtype=np.float64) * 10.0 ** (gain_db / 20.0)).astype(np.float32)
+    return np.asarray(audio, dtype=np.float32) * np.float32(10.0 ** (gain_db / 20.0))
 
 
 def normalize(audio: np.ndarray, sr: int, target_lufs: float, ceiling_dbtp: float,
@@ -90,18 +90,23 @@ def normalize(audio: np.ndarray, sr: int, target_lufs: float, ceiling_dbtp: floa
     peak = loudness.sample_peak(x)
     if peak < SILENCE_PEAK_DBFS:
         raise SilentAudio(f"audio is silent (sample peak {peak:.1f} dBFS < {SILENCE_PEAK_DBFS:g})")
-    mm = loudness.momentary_max(x, sr)
-    if mm < SILENCE_MOMENTARY_LUFS:
-        raise SilentAudio(f"audio is silent (momentary max {mm:.1f} LUFS < {SILENCE_MOMENTARY_LUFS:g})")
 
     mode = loudness.resolve_mode(x, sr, mode)
-    before = mm if mode == "momentary-max" else loudness.measure(x, sr, mode).value
+    # Integrated loudness is -inf exactly when every 400 ms block is under -70 LUFS, i.e. when
+    # the momentary max is: long material needs only the one measurement.
+    before = loudness.integrated(x, sr) if mode == "integrated" else float("-inf")
+    if not np.isfinite(before):
+        mm = loudness.momentary_max(x, sr)
+        if mm < SILENCE_MOMENTARY_LUFS:
+            raise SilentAudio(f"audio is silent (momentary max {mm:.1f} LUFS < {SILENCE_MOMENTARY_LUFS:g})")
+        before = mm if mode == "momentary-max" else loudness.measure(x, sr, mode).value
     if not np.isfinite(before):
         raise SilentAudio(f"audio is too quiet to measure ({mode} loudness {before})")
 
+    envelope = peak_envelope(x, sr)  # scales with gain: computed once for every pass below
     gain_db = target_lufs - before
     base_gain = gain_db
-    out, after, limited = _gain_and_limit(x, sr, gain_db, ceiling_dbtp, mode)
+    out, after, limited, tp = _gain_and_limit(x, sr, gain_db, ceiling_dbtp, mode, envelope, before)
     for _ in range(_MAKEUP_PASSES):
         short = target_lufs - after
         if not limited or short <= _MAKEUP_CLOSE_ENOUGH:
@@ -109,17 +114,17 @@ def normalize(audio: np.ndarray, sr: int, target_lufs: float, ceiling_dbtp: floa
         new_gain = min(gain_db + short, base_gain + _MAX_MAKEUP_DB)
         if new_gain <= gain_db + 0.01:
             break
-        cand, cand_after, cand_limited = _gain_and_limit(x, sr, new_gain, ceiling_dbtp, mode)
-        if cand_after <= after + 0.01:  # the limiter eats the extra gain: stop
+        cand = _gain_and_limit(x, sr, new_gain, ceiling_dbtp, mode, envelope, before)
+        if cand[1] <= after + 0.01:  # the limiter eats the extra gain: stop
             break
-        out, after, limited, gain_db = cand, cand_after, cand_limited, new_gain
+        (out, after, limited, tp), gain_db = cand, new_gain
 
     info = {
         "mode": mode,
         "measured_before": float(before),
         "gain_db": float(gain_db),
         "loudness": float(after),
-        "true_peak": float(loudness.true_peak(out, sr)),
+        "true_peak": float(tp),
         "target": float(target_lufs),
         "target_met": bool(abs(after - target_lufs) <= TARGET_TOLERANCE),
         "limited": bool(limited),
@@ -127,9 +132,12 @@ def normalize(audio: np.ndarray, sr: int, target_lufs: float, ceiling_dbtp: floa
     return out, info
 
 
-def _gain_and_limit(x: np.ndarray, sr: int, gain_db: float, ceiling_dbtp: float,
-                    mode: str) -> tuple[np.ndarray, float, bool]:
+def _gain_and_limit(x: np.ndarray, sr: int, gain_db: float, ceiling_dbtp: float, mode: str,
+                    envelope: np.ndarray, before: float) -> tuple[np.ndarray, float, bool, float]:
+    """(output, its loudness, whether the limiter worked, its true peak) for one gain."""
     gained = _apply_gain(x, gain_db)
-    out = limit(gained, sr, ceiling_db=ceiling_dbtp)
-    limited = not np.array_equal(out, gained)
-    return out, loudness.measure(out, sr, mode).value, limited
+    out, tp, limited = limit_measured(gained, sr, ceiling_db=ceiling_dbtp,
+                                      envelope=envelope * np.float32(10.0 ** (gain_db / 20.0)), in_place=True)
+    # Untouched by the limiter, the loudness moved by exactly the gain: no second measurement.
+    after = loudness.measure(out, sr, mode).value if limited else before + gain_db
+    return out, after, limited, tp

@@ -25,7 +25,7 @@ from scipy.ndimage import minimum_filter1d
 
 from .loudness import oversampled_peaks, true_peak
 
-__all__ = ["limit", "gain_curve"]
+__all__ = ["limit", "limit_measured", "peak_envelope", "gain_curve"]
 
 _MAX_BLOCK = 16  # frames per block for the hold and release stages
 
@@ -91,21 +91,43 @@ def limit(audio: np.ndarray, sr: int, ceiling_db: float = -1.0, lookahead: float
     float32, the same length and no delay. One gain is applied to all channels. Audio whose true
     peak is already at or below the ceiling is returned unchanged (a bit-identical float32 copy).
     """
+    return limit_measured(audio, sr, ceiling_db, lookahead, release)[0]
+
+
+def peak_envelope(audio: np.ndarray, sr: int) -> np.ndarray:
+    """The envelope :func:`limit_measured` works from. It scales with gain, so a caller trying
+    several gains on one signal computes it once."""
+    a = np.asarray(audio, dtype=np.float32)
+    return _peak_envelope(a if a.ndim == 2 else a[:, None], sr)
+
+
+def limit_measured(audio: np.ndarray, sr: int, ceiling_db: float = -1.0, lookahead: float = 0.005,
+                   release: float = 0.05, envelope: np.ndarray | None = None,
+                   in_place: bool = False) -> tuple[np.ndarray, float, bool]:
+    """:func:`limit`, also returning the output's true peak in dBTP and whether it reduced gain.
+
+    ``envelope`` is the input's :func:`peak_envelope`, if known. The true peak comes for free:
+    unlimited audio has the envelope's maximum; limited audio is re-measured anyway. With
+    ``in_place``, float32 ``audio`` is limited in place (it is the returned array).
+    """
     x = np.asarray(audio)
     if x.ndim not in (1, 2):
         raise ValueError(f"audio must be shaped (frames,) or (frames, channels), got {x.shape}")
-    out = np.array(x, dtype=np.float32, copy=True)
+    out = x if in_place and x.dtype == np.float32 else np.array(x, dtype=np.float32, copy=True)
     a = out if out.ndim == 2 else out[:, None]
     if a.shape[0] == 0 or a.shape[1] == 0 or not np.any(a):
-        return out
+        return out, float("-inf"), False
     ceiling = 10.0 ** (ceiling_db / 20.0)
-    peak = _peak_envelope(a, sr)
-    if float(peak.max()) <= ceiling:
-        return out
+    peak = _peak_envelope(a, sr) if envelope is None else envelope
+    top = float(peak.max())
+    if top <= ceiling:
+        return out, 20.0 * np.log10(top), False
     gain = gain_curve(peak, ceiling, sr, lookahead, release).astype(np.float32)
     a *= gain[:, None]
     # The time-varying gain can move inter-sample peaks slightly: re-measure and trim.
     tp = true_peak(a, sr)
     if tp > ceiling_db:
-        a *= np.float32(10.0 ** ((ceiling_db - tp) / 20.0) * (1.0 - 1e-6))
-    return out
+        scale = 10.0 ** ((ceiling_db - tp) / 20.0) * (1.0 - 1e-6)
+        a *= np.float32(scale)
+        tp += 20.0 * np.log10(scale)
+    return out, tp, True

