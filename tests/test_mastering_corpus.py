@@ -192,3 +192,53 @@ def test_clips_that_cannot_reach_their_target_are_reported(mastered):
     short_of = [name for name, (record, _, _) in mastered.items() if not record["target_met"]]
     # Percussive short hits cannot reach -20 LUFS momentary-max under -1 dBTP; they are reported.
     assert short_of and all(mastered[n][2] == "sfx" for n in short_of), short_of
+
+
+def test_build_fails_a_silent_entry_and_reports_a_missed_target(tmp_path):
+    """End to end: near-silent generated audio fails its entry (the others still build), and a
+    click that cannot reach its target under the ceiling is built and reported."""
+    import json
+    import os
+    import textwrap
+
+    from conftest import Project
+
+    site = tmp_path / "site"
+    (site / "quiet-1.0.dist-info").mkdir(parents=True)
+    (site / "quiet-1.0.dist-info" / "METADATA").write_text("Metadata-Version: 2.1\nName: quiet\nVersion: 1.0\n")
+    (site / "quiet-1.0.dist-info" / "entry_points.txt").write_text("[assetbuild.backends]\nquiet = quietbackend:Quiet\n")
+    (site / "quietbackend.py").write_text(textwrap.dedent("""
+        import numpy as np
+        from assetbuild.backends.base import Result
+        class Quiet:
+            name = "quiet"; kinds = frozenset({"sfx"}); max_batch = 4; parallel = True; settings = ()
+            def availability(self): return None
+            def fingerprint(self, request): return {"backend": "quiet", "version": "1"}
+            def load(self): pass
+            def unload(self): pass
+            def generate(self, requests):
+                out = []
+                for r in requests:
+                    if r.prompt == "nothing":  # dither-level noise: nothing a player could hear
+                        a = np.random.default_rng(0).uniform(-1, 1, 48000) / 2 ** 17
+                    else:  # one 2 ms click: far too short to reach -20 LUFS under -1 dBTP
+                        a = np.zeros(4800); a[100:196] = np.hanning(96)
+                    out.append(Result(a.astype(np.float32), 48000, {}))
+                return out
+    """))
+    p = Project(tmp_path, '[[sfx]]\nid = "hush"\nprompt = "nothing"\nbackend = "quiet"\n\n'
+                          '[[sfx]]\nid = "click"\nprompt = "click"\nbackend = "quiet"\n\n'
+                          '[[sfx]]\nid = "coin"\nprompt = "coin pickup"\n')
+    env = {"PYTHONPATH": str(site) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    proc = p.run("build", "--json", env=env)
+    assert proc.returncode == 1, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert [f["id"] for f in summary["failures"]] == ["hush"] and "silent" in summary["failures"][0]["error"]
+    assert not (p.out / "sfx" / "hush.wav").exists() and (p.out / "sfx" / "coin.wav").is_file()
+    click = next(r for r in p.pack()["assets"] if r["id"] == "click")
+    assert click["target_met"] is False and click["loudness"] < -20.5 and click["true_peak"] <= -0.99
+    (p.out / "sfx" / "click.wav").unlink()
+    p.edit('id = "click"', 'id = "click"\nfade_out = 0.001')  # re-process: the human output says so
+    proc = p.run("build", env=env)
+    assert "failed    hush: audio is silent" in proc.stderr
+    assert "sfx/click.wav" in proc.stderr and "loudness target not met" in proc.stderr
