@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import json
 import os
+import shutil
 import sys
 from pathlib import Path
 from typing import NoReturn
@@ -153,6 +154,7 @@ def clean(manifest: str, profile: str | None) -> None:
     from .build.lock import read_lock
     from .build.run import project_paths
     from .export.metadata import SIDECARS, sidecar_file
+    from .manifest.model import ENGINES
 
     m = _load(manifest, profile=profile)
     _, lock_path, state_path = project_paths(m, None)
@@ -164,11 +166,97 @@ def clean(manifest: str, profile: str | None) -> None:
         if rel and path.is_file():
             path.unlink()
             removed += 1
+    for engine in ENGINES:  # engine exports are outputs too
+        folder = m.output_dir / engine
+        if folder.is_dir():
+            removed += sum(1 for f in folder.rglob("*") if f.is_file())
+            shutil.rmtree(folder)
     state_path.unlink(missing_ok=True)
     for sub in sorted(m.output_dir.rglob("*"), reverse=True) if m.output_dir.exists() else []:
         if sub.is_dir() and not any(sub.iterdir()):
             sub.rmdir()
     click.echo(f"removed {removed} files from {m.output_dir}")
+
+
+@main.command()
+@manifest_arg
+@click.option("-e", "--engine", "engines", multiple=True, metavar="ENGINE",
+              help="unreal, unity, wwise or fmod; repeat for several (default: [export] engines).")
+@profile_opt
+def export(manifest: str, engines: tuple[str, ...], profile: str | None) -> None:
+    """Write engine import files into <output>/<engine>/ from the built assetpack.json."""
+    from .errors import UsageError
+    from .export import engines as exports
+    from .manifest.load import did_you_mean
+
+    m = _load(manifest, profile=profile)
+    for name in engines:
+        if name not in exports.ENGINES:
+            _fail_usage(UsageError(f"unknown engine '{name}'" + did_you_mean(name, exports.ENGINES)
+                                   + f"; engines: {', '.join(exports.ENGINES)}"))
+    chosen = list(dict.fromkeys(engines)) or m.engines
+    if not chosen:
+        _fail_usage(UsageError("no engine given: use --engine NAME, or set [export] engines in the manifest"))
+    try:
+        pack = exports.load_pack(m.output_dir, m.prefixes)
+    except UsageError as exc:
+        _fail_usage(exc)
+    for name in chosen:
+        written = exports.write(name, pack)
+        click.echo(f"{name}: {len(written)} files in {m.output_dir / name}")
+
+
+@main.command()
+@manifest_arg
+@click.option("-o", "--out", "dist", type=click.Path(file_okay=False), default=None,
+              help="Folder for the zip (default: dist beside the manifest).")
+@profile_opt
+def pack(manifest: str, dist: str | None, profile: str | None) -> None:
+    """Zip the built output tree into dist/<name>-<version>.zip with SHA256SUMS.
+
+    The same tree gives a byte-identical zip. Fails (exit 1) when a file that assetpack.json
+    lists is missing or changed: build first.
+    """
+    from .errors import Problem, UsageError
+    from .export import pack as packer
+
+    m = _load(manifest, profile=profile)
+    if not (m.output_dir / "assetpack.json").is_file():
+        _fail_usage(UsageError([Problem(str(m.output_dir / "assetpack.json"), "",
+                                        "not found; run `assetbuild build` first")]))
+    name = f"{m.name}-{m.version}" + (f"-{m.profile}" if m.profile else "")
+    folder = Path(dist) if dist else m.root / "dist"
+    try:
+        path, count = packer.make(m.output_dir, folder / f"{name}.zip")
+    except ValueError as exc:
+        click.echo(f"error: {m.output_dir} does not match its assetpack.json: {exc}; run `assetbuild build`",
+                   err=True)
+        sys.exit(1)
+    click.echo(f"packed {count} files into {path}")
+
+
+@main.command()
+@click.argument("pack", type=click.Path(exists=True))
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def verify(pack: str, as_json: bool) -> None:
+    """Check a pack: files against SHA256SUMS and against assetpack.json.
+
+    PACK is a zip written by `assetbuild pack`, or an output folder. Exit 1 when anything is
+    missing, changed or unlisted.
+    """
+    from .export import pack as packer
+
+    report = packer.verify(Path(pack))
+    if as_json:
+        click.echo(json.dumps({"ok": report.ok, "files": report.files, "problems": report.problems}))
+    else:
+        for problem in report.problems:
+            click.echo(f"error: {problem}", err=True)
+        if report.ok:
+            click.echo(f"ok: {report.files} files verified in {pack}")
+        else:
+            click.echo(f"{len(report.problems)} problems in {pack}", err=True)
+    sys.exit(0 if report.ok else 1)
 
 
 @main.group()

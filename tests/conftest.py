@@ -77,3 +77,61 @@ class Project:
 @pytest.fixture
 def project(tmp_path):
     return Project(tmp_path)
+
+
+LOCALISED = """\
+[project]
+name = "castle"
+version = "2.1.0"
+locales = ["en", "fr"]
+
+[voices.guard]
+backend = "espeak"
+
+[[dialogue]]
+id = "halt"
+voice = "guard"
+speaker = "Guard"
+text = { en = "Halt! Who goes there? State your name, traveller.", fr = "Halte ! Qui va là ?" }
+
+[[dialogue]]
+id = "pass"
+voice = "guard"
+speaker = "Guard"
+text = { en = "You may pass.", fr = "Vous pouvez passer." }
+
+[[ambience]]
+id = "hall"
+prompt = "castle hall room tone"
+duration = 4
+loop = true
+
+[[music]]
+id = "fanfare"
+prompt = "short brass fanfare"
+duration = 3
+
+[[sfx]]
+id = "door"
+prompt = "heavy wooden door"
+variations = 2
+"""
+
+
+def _built(root: Path, manifest_text: str) -> Path:
+    p = Project(root, manifest_text)
+    p.build()
+    return p.out
+
+
+@pytest.fixture(scope="session")
+def forest_out(tmp_path_factory) -> Path:
+    """The forest example built once per session; its output folder (treat as read-only)."""
+    root = tmp_path_factory.mktemp("forest")
+    return _built(root, (REPO / "examples" / "forest" / "assetbuild.toml").read_text())
+
+
+@pytest.fixture(scope="session")
+def localised_out(tmp_path_factory) -> Path:
+    """A small en/fr project (dialogue, a loop, music, sfx takes) built once; its output folder."""
+    return _built(tmp_path_factory.mktemp("castle"), LOCALISED)

@@ -9,6 +9,7 @@ pool. A failing asset never stops the others.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import queue
@@ -122,7 +123,8 @@ def build(manifest: Manifest, options: Options, on_event: Event = lambda kind, d
                 return result
         pack_path = manifest.output_dir / "assetpack.json"
         if (not plan.removed and all(i.action == FRESH for i in plan.items)
-                and state.get("manifest") == manifest.digest and state.get("assetpack") == stat_signature(pack_path)):
+                and state.get("manifest") == manifest.digest and state.get("assetpack") == stat_signature(pack_path)
+                and _exports_fresh(manifest, state)):
             # Nothing to do, and the metadata was written from these very manifest bytes.
             result.seconds = time.perf_counter() - start
             on_event("finish", result.summary())
@@ -142,14 +144,16 @@ def build(manifest: Manifest, options: Options, on_event: Event = lambda kind, d
             cache.clean_tmp()
             _clean_output_temps(manifest.output_dir)
             _Runner(manifest, options, cache, plan, result, on_event).run(records)
-        _write_results(manifest, plan, result, records, lock, outputs_state, lock_path, state_path)
+        _write_results(manifest, plan, result, records, lock, outputs_state, lock_path, state_path,
+                       state.get("exports") or {})
     result.seconds = time.perf_counter() - start
     on_event("finish", result.summary())
     return result
 
 
 def _write_results(manifest: Manifest, plan: Plan, result: BuildResult, records: dict[str, dict[str, Any]],
-                   lock: Lockfile, outputs_state: dict[str, Any], lock_path: Path, state_path: Path) -> None:
+                   lock: Lockfile, outputs_state: dict[str, Any], lock_path: Path, state_path: Path,
+                   old_exports: dict[str, Any]) -> None:
     """Record what this build left on disk: lockfile, assetpack.json and the state file.
 
     Failed assets keep their previous lock entry and metadata; removed assets lose their output.
@@ -190,10 +194,27 @@ def _write_results(manifest: Manifest, plan: Plan, result: BuildResult, records:
                                        for a, r in records.items() if a in current])
     write_if_changed(pack_path, pack)
     write_if_changed(lock_path, render_lock(new_lock))
+    exports = {}
+    if manifest.engines:
+        from ..export import engines
+
+        view = engines.Pack(manifest.output_dir, json.loads(pack), manifest.prefixes)
+        for name in manifest.engines:
+            written = engines.write(name, view)
+            exports[name] = {p.relative_to(manifest.output_dir).as_posix(): stat_signature(p) for p in written}
+    for name in set(old_exports) - set(manifest.engines):  # taken out of [export] engines
+        shutil.rmtree(manifest.output_dir / name, ignore_errors=True)
     new_state = {"version": 1, "outputs": outputs_state, "assetpack": stat_signature(pack_path),
                  "manifest": manifest.digest if not result.failures else "",
-                 "lock": stat_signature(lock_path), "keys": brief_of(new_lock)}
+                 "lock": stat_signature(lock_path), "keys": brief_of(new_lock), "exports": exports}
     write_if_changed(state_path, _json(new_state))
+
+
+def _exports_fresh(manifest: Manifest, state: dict[str, Any]) -> bool:
+    """The engine exports the manifest asks for are the files the last build wrote."""
+    exports = state.get("exports") or {}
+    return sorted(exports) == sorted(manifest.engines) and all(
+        stat_signature(manifest.output_dir / rel) == sig for files in exports.values() for rel, sig in files.items())
 
 
 def _lock_entry(item: Item, built: dict[str, Any], old: dict[str, Any] | None) -> dict[str, Any]:

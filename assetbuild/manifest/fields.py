@@ -57,7 +57,8 @@ class Field:
                 return value, "has duplicates"
         elif t == "strs":
             items = [value] if isinstance(value, str) else value
-            if not isinstance(items, list) or not items or not all(isinstance(v, str) for v in items):
+            empty_ok = self.min_length == 0  # e.g. `engines = []`: none
+            if not isinstance(items, list) or not (items or empty_ok) or not all(isinstance(v, str) for v in items):
                 return value, f"expected a string or an array of strings, got {_describe(value)}"
             if len(set(items)) != len(items):
                 return value, "has duplicates"
@@ -97,7 +98,8 @@ class Field:
             js["uniqueItems"] = True
         elif self.type == "strs":
             item = {"type": "string", **({"enum": list(self.choices)} if self.choices else {})}
-            js["anyOf"] = [item, {"type": "array", "items": item, "minItems": 1, "uniqueItems": True}]
+            js["anyOf"] = [item, {"type": "array", "items": item, "minItems": 0 if self.min_length == 0 else 1,
+                                  "uniqueItems": True}]
         elif self.type == "text":
             js["anyOf"] = [{"type": "string", "minLength": self.min_length or 0},
                            {"type": "object", "minProperties": 1,

@@ -18,11 +18,14 @@ from ..errors import ManifestError, Problem, UsageError
 from .fields import Field
 from .model import (
     BUILTIN_DEFAULTS,
+    DEFAULT_PREFIXES,
+    EXPORT_FIELDS,
     KINDS,
     LEXICON_KEYS,
     LOCALE_PATTERN,
     OPUS_RATES,
     PROFILE_FIELDS,
+    PREFIX_PATTERN,
     PROFILE_NAME,
     PROJECT_FIELDS,
     VOICE_FIELDS,
@@ -33,7 +36,7 @@ from .model import (
     profile_fields,
 )
 
-TOP_LEVEL = ("project", "defaults", "voices", "lexicon", "profiles") + KINDS
+TOP_LEVEL = ("project", "defaults", "voices", "lexicon", "profiles", "export") + KINDS
 
 
 def derive_seed(asset_id: str) -> int:
@@ -172,8 +175,9 @@ class _Validator:
             glob, kinds, project["output_dir"] = profiles[self.profile_name]
             project["sample_rate"] = glob.pop("sample_rate", project["sample_rate"])
             self.overrides = (glob, kinds)
+        engines, prefixes = self.export()
         manifest = Manifest(path=self.path, voices=voices, lexicon=self.lexicon, profile=self.profile_name,
-                            profiles=sorted(profiles), **project)
+                            profiles=sorted(profiles), engines=engines, prefixes=prefixes, **project)
         seen: dict[str, str] = {}
         for kind in KINDS:
             entries = self.raw.get(kind, [])
@@ -235,6 +239,22 @@ class _Validator:
                              "output")
             out[name] = (glob, kinds, output)
         return out
+
+    def export(self) -> tuple[list[str], dict[str, str]]:
+        """`[export]`: the engines written after each build and the asset-name prefix per kind."""
+        table = self.table(self.raw.get("export", {}), "[export]") or {}
+        values = self.check_fields(table, {f.name: f for f in EXPORT_FIELDS}, "[export]", skip=("prefixes",))
+        prefixes = dict(DEFAULT_PREFIXES)
+        given = self.table(table.get("prefixes", {}), "[export.prefixes]") or {}
+        for kind, prefix in given.items():
+            if kind not in KINDS:
+                self.problem("[export.prefixes]", "unknown kind" + did_you_mean(kind, KINDS), kind)
+            elif not isinstance(prefix, str) or not PREFIX_PATTERN.fullmatch(prefix):
+                self.problem("[export.prefixes]", "expected letters, digits and '_' (at most 32), e.g. \"VO_\"",
+                             kind)
+            else:
+                prefixes[kind] = prefix
+        return values.get("engines", []), prefixes
 
     def read_lexicon(self) -> dict[str, dict[str, str]]:
         table = self.table(self.raw.get("lexicon", {}), "[lexicon]") or {}

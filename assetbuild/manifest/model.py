@@ -132,6 +132,14 @@ PROFILE_FIELDS = (
     Field("sample_rate", "int", "Sample rate of this profile's files, in Hz.", choices=SAMPLE_RATES,
           stage=PROCESS),
 )
+ENGINES = ("unreal", "unity", "wwise", "fmod")
+EXPORT_FIELDS = (
+    Field("engines", "strs", "Engine exports `build` writes into `<output>/<engine>/` after every build "
+          "(see docs/engines.md).", default=[], choices=ENGINES, min_length=0, stage=META),
+)
+# [export.prefixes]: the engine-side name of an asset is its kind's prefix + its id.
+DEFAULT_PREFIXES = {"dialogue": "VO_", "ambience": "AMB_", "music": "MUS_", "sfx": "SFX_"}
+PREFIX_PATTERN = re.compile(r"[A-Za-z0-9_]{0,32}")
 PROFILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 
 
@@ -228,6 +236,8 @@ class Manifest:
     digest: str = ""  # sha256 of the manifest's bytes: unchanged bytes mean unchanged metadata
     profile: str | None = None  # the [profiles.NAME] applied, if any
     profiles: list[str] = field(default_factory=list)  # every profile the manifest defines
+    engines: list[str] = field(default_factory=list)  # [export] engines, written after each build
+    prefixes: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_PREFIXES))  # [export.prefixes]
 
     @property
     def root(self) -> Path:

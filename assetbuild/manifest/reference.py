@@ -14,7 +14,8 @@ from pathlib import Path
 
 from .. import backends
 from .fields import Field
-from .model import BUILTIN_DEFAULTS, COMMON_FIELDS, KIND_FIELDS, KINDS, PROFILE_FIELDS, PROJECT_FIELDS, VOICE_FIELDS
+from .model import BUILTIN_DEFAULTS, COMMON_FIELDS, DEFAULT_PREFIXES, EXPORT_FIELDS, KIND_FIELDS, KINDS, PROFILE_FIELDS
+from .model import PROJECT_FIELDS, VOICE_FIELDS
 
 BEGIN, END = "<!-- BEGIN GENERATED: python -m assetbuild.manifest.reference --write -->", "<!-- END GENERATED -->"
 _TYPES = {"strs": "str or strlist", "text": "str or table"}
@@ -59,6 +60,9 @@ def render() -> str:
             "Besides the keys below it may set any key marked *re-processes* above, for every kind, or for "
             "one kind in `[profiles.NAME.KIND]`; its values win over the entries' own.", "",
             _table(PROFILE_FIELDS), ""]
+    out += ["### `[export]`", "", "Engine exports (see [engines.md](engines.md)).", "", _table(EXPORT_FIELDS), "",
+            "`[export.prefixes]` sets the engine-side name of each kind's assets (prefix + id); defaults: "
+            + ", ".join(f"`{k} = \"{v}\"`" for k, v in DEFAULT_PREFIXES.items()) + ".", ""]
     out += ["### `[voices.NAME]` and backend settings", "",
             "A voice table holds `backend` plus that backend's settings. The same settings may also be "
             "set on a single entry, or in `[defaults]`, to override the voice.", "", _table(VOICE_FIELDS), ""]

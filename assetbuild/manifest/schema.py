@@ -11,7 +11,8 @@ from typing import Any
 
 from .. import backends
 from .fields import Field
-from .model import KINDS, PROFILE_FIELDS, PROFILE_NAME, PROJECT_FIELDS, VOICE_FIELDS, entry_fields, profile_fields
+from .model import DEFAULT_PREFIXES, EXPORT_FIELDS, KINDS, PREFIX_PATTERN, PROFILE_FIELDS, PROFILE_NAME, PROJECT_FIELDS
+from .model import VOICE_FIELDS, entry_fields, profile_fields
 from .model import ID_PATTERN, RESERVED_NAMES
 
 SCHEMA_ID = "https://assetbuild.dev/schema/assetbuild.schema.json"
@@ -92,6 +93,11 @@ def build_schema() -> dict[str, Any]:
             "profiles": {"type": "object", "description": "Delivery variants: `assetbuild build --profile NAME`.",
                          "propertyNames": {"pattern": "^" + PROFILE_NAME.pattern + "$"},
                          "additionalProperties": profile},
+            "export": {"type": "object", "additionalProperties": False, "properties": _props(EXPORT_FIELDS) | {
+                "prefixes": {"type": "object", "additionalProperties": False,
+                             "description": "Engine-side name prefix per kind (name = prefix + id).",
+                             "properties": {k: {"type": "string", "pattern": "^" + PREFIX_PATTERN.pattern + "$",
+                                                "default": v} for k, v in DEFAULT_PREFIXES.items()}}}},
             **{kind: {"type": "array", "items": {"$ref": f"#/$defs/{kind}"}} for kind in KINDS},
         },
         "$defs": kinds_defs,
