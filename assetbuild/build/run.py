@@ -114,10 +114,14 @@ def build(manifest: Manifest, options: Options, on_event: Event = lambda kind, d
         plan = make_plan(manifest, cache, lock, outputs_state)
         result = BuildResult(plan)
         if options.locked:
+            # The lockfile must already describe this build: same assets, same keys. Assets whose
+            # keys match but whose cache entries are gone (a cold CI cache) are built again.
             result.locked_mismatch = [
-                {"id": i.asset.id, "action": i.action, "reasons": i.reasons} for i in plan.items
-                if i.action in (GENERATE, PROCESS) or lock.brief.get(i.asset.id, {}).get("process") != i.process_key
-            ]
+                {"id": i.asset.id, "action": i.action if i.action in (GENERATE, PROCESS) else "rebuild",
+                 "reasons": i.reasons if i.asset.id in lock.brief else ["not in the lockfile"]}
+                for i in plan.items
+                if lock.brief.get(i.asset.id, {}).get("process") != i.process_key
+            ] + [{"id": aid, "action": "remove", "reasons": ["no longer in the manifest"]} for aid in plan.removed]
             if result.locked_mismatch:
                 result.seconds = time.perf_counter() - start
                 return result
