@@ -10,11 +10,13 @@ import difflib
 import hashlib
 import os
 import tomllib
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from .. import backends
 from ..errors import ManifestError, Problem, UsageError
+from . import include
 from .fields import Field
 from .model import (
     BUILTIN_DEFAULTS,
@@ -36,7 +38,7 @@ from .model import (
     profile_fields,
 )
 
-TOP_LEVEL = ("project", "defaults", "voices", "lexicon", "profiles", "export") + KINDS
+TOP_LEVEL = ("project", "defaults", "voices", "lexicon", "profiles", "export", "include") + KINDS
 
 
 def derive_seed(asset_id: str) -> int:
@@ -85,15 +87,19 @@ def load(path: str | os.PathLike[str], profile: str | None = None) -> Manifest:
     path = Path(path)
     shown = str(path)
     raw, data = read_toml(path, shown)
-    manifest = _Validator(path.resolve(), shown, raw, profile).run()
-    manifest.digest = hashlib.sha256(data).hexdigest()
+    sources = include.read(path.resolve(), shown, raw, data)
+    manifest = _Validator(path.resolve(), shown, raw, profile, sources).run()
+    manifest.digest = sources.digest
     return manifest
 
 
 class _Validator:
-    def __init__(self, path: Path, shown: str, raw: dict[str, Any], profile: str | None = None):
-        self.path, self.file, self.raw, self.profile_name = path, shown, raw, profile
-        self.problems: list[Problem] = []
+    def __init__(self, path: Path, shown: str, raw: dict[str, Any], profile: str | None = None,
+                 sources: include.Sources | None = None):
+        self.sources = sources or include.read(path, shown, raw, b"")
+        self.path, self.file, self.raw, self.profile_name = path, shown, self.sources.raw, profile
+        self.top_keys = list(raw)
+        self.problems: list[Problem] = list(self.sources.problems)
         self.backend_names = backends.names()
         self._settings: dict[str, dict[str, Field]] = {}
 
@@ -152,14 +158,23 @@ class _Validator:
         return True
 
     # -- sections --------------------------------------------------------------------------
+    @contextmanager
+    def reading(self, file: str) -> Iterator[None]:
+        """Problems found meanwhile name ``file`` (an included file) instead of the main one."""
+        main, self.file = self.file, file
+        try:
+            yield
+        finally:
+            self.file = main
+
     def run(self) -> Manifest:
-        for key in self.raw:
+        for key in self.top_keys:
             if key not in TOP_LEVEL:
                 self.problem("", "unknown top-level key" + did_you_mean(key, TOP_LEVEL), key)
         project = self.project()
         self.locales: list[str] = project["locales"]
         self.missing_locale: str = project.pop("missing_locale")
-        self.warnings: list[Problem] = []
+        self.warnings: list[Problem] = list(self.sources.warnings)
         defaults, kind_defaults = self.defaults()
         voices = self.voices()
         self.lexicon = self.read_lexicon()
@@ -177,23 +192,25 @@ class _Validator:
             self.overrides = (glob, kinds)
         engines, prefixes = self.export()
         manifest = Manifest(path=self.path, voices=voices, lexicon=self.lexicon, profile=self.profile_name,
-                            profiles=sorted(profiles), engines=engines, prefixes=prefixes, **project)
-        seen: dict[str, str] = {}
+                            profiles=sorted(profiles), engines=engines, prefixes=prefixes,
+                            sources=list(self.sources.files), include_patterns=list(self.sources.patterns),
+                            **project)
+        seen: dict[str, tuple[str, str]] = {}
         for kind in KINDS:
-            entries = self.raw.get(kind, [])
-            if not isinstance(entries, list):
-                self.problem("", f"expected an array of tables ([[{kind}]]), got {type(entries).__name__}", kind)
-                continue
-            for index, entry in enumerate(entries, 1):
-                for asset in self.entry(kind, index, entry, defaults, kind_defaults.get(kind, {}), voices,
-                                        manifest.sample_rate):
-                    folded = asset.id.lower()
-                    if folded in seen:
-                        self.problem(asset.where, f"duplicate id '{asset.id}' (also used by {seen[folded]}; "
-                                     "ids must be unique across all kinds, ignoring case)", "id")
-                    else:
-                        seen[folded] = asset.where
-                        manifest.assets.append(asset)
+            for e in self.sources.entries[kind]:
+                with self.reading(e.file):
+                    assets = self.entry(kind, e.index, e.value, defaults, kind_defaults.get(kind, {}), voices,
+                                        manifest.sample_rate)
+                    for asset in assets:
+                        folded = asset.id.lower()
+                        if folded in seen:
+                            where, file = seen[folded]
+                            other = where if file == e.file else f"{where} in {file}"
+                            self.problem(asset.where, f"duplicate id '{asset.id}' (also used by {other}; "
+                                         "ids must be unique across all kinds, ignoring case)", "id")
+                        else:
+                            seen[folded] = (asset.where, e.file)
+                            manifest.assets.append(asset)
         if self.problems:
             raise ManifestError(self.problems)
         manifest.warnings = self.warnings
@@ -311,22 +328,28 @@ class _Validator:
         voices = {}
         default_backend = BUILTIN_DEFAULTS["dialogue"]["backend"]
         for name, voice in table.items():
-            where = f"[voices.{name}]"
-            voice = self.table(voice, where)
-            if voice is None:
-                continue
-            backend = voice.get("backend", default_backend)
-            if not isinstance(backend, str):
-                self.problem(where, "expected a string", "backend")
-                continue
-            if not self.check_backend(backend, "dialogue", where):
-                continue
-            fields = {f.name: f for f in VOICE_FIELDS} | self.backend_settings(backend)
-            values = self.check_fields(voice, fields, where, skip=("locales",))
-            values["backend"] = backend
-            values["locales"] = self.voice_locales(voice.get("locales", {}), where, backend)
-            voices[name] = values
+            with self.reading(self.sources.voice_files.get(name, self.file)):
+                values = self.voice(name, voice, default_backend)
+            if values is not None:
+                voices[name] = values
         return voices
+
+    def voice(self, name: str, voice: Any, default_backend: str) -> dict[str, Any] | None:
+        where = f"[voices.{name}]"
+        voice = self.table(voice, where)
+        if voice is None:
+            return None
+        backend = voice.get("backend", default_backend)
+        if not isinstance(backend, str):
+            self.problem(where, "expected a string", "backend")
+            return None
+        if not self.check_backend(backend, "dialogue", where):
+            return None
+        fields = {f.name: f for f in VOICE_FIELDS} | self.backend_settings(backend)
+        values = self.check_fields(voice, fields, where, skip=("locales",))
+        values["backend"] = backend
+        values["locales"] = self.voice_locales(voice.get("locales", {}), where, backend)
+        return values
 
     def voice_locales(self, table: Any, where: str, backend: str) -> dict[str, dict[str, Any]]:
         """`[voices.NAME.locales.LOCALE]`: the voice's settings for one language."""

@@ -33,6 +33,8 @@ PROJECT_FIELDS = (
           choices=SAMPLE_RATES, stage=PROCESS),
     Field("locales", "strlist", "Languages the dialogue is built in, e.g. [\"en\", \"fr\"]; the first is the "
           "source language. With locales, dialogue goes to dialogue/<locale>/<id>.<ext>.", stage=META),
+    Field("include_outside_project", "bool", "Let `include` reach files outside the manifest's folder.",
+          default=False, stage=META),
     Field("missing_locale", "str", "What a line without text for a locale does: `error`, or `fallback` "
           "(build the source language's line in its place, with a warning).", default="error",
           choices=("error", "fallback"), stage=META),
@@ -238,6 +240,8 @@ class Manifest:
     profiles: list[str] = field(default_factory=list)  # every profile the manifest defines
     engines: list[str] = field(default_factory=list)  # [export] engines, written after each build
     prefixes: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_PREFIXES))  # [export.prefixes]
+    sources: list[Path] = field(default_factory=list)  # every manifest file read (main first, then includes)
+    include_patterns: list[str] = field(default_factory=list)  # absolute include globs, for watch
 
     @property
     def root(self) -> Path:

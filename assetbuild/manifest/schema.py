@@ -93,6 +93,9 @@ def build_schema() -> dict[str, Any]:
             "profiles": {"type": "object", "description": "Delivery variants: `assetbuild build --profile NAME`.",
                          "propertyNames": {"pattern": "^" + PROFILE_NAME.pattern + "$"},
                          "additionalProperties": profile},
+            "include": {"description": "Other manifest files to merge (paths or globs, relative to this file).",
+                        "anyOf": [{"type": "string", "minLength": 1},
+                                  {"type": "array", "items": {"type": "string", "minLength": 1}}]},
             "export": {"type": "object", "additionalProperties": False, "properties": _props(EXPORT_FIELDS) | {
                 "prefixes": {"type": "object", "additionalProperties": False,
                              "description": "Engine-side name prefix per kind (name = prefix + id).",
