@@ -161,7 +161,7 @@ def clean(manifest: str, profile: str | None) -> None:
     _, lock_path, state_path = project_paths(m, None)
     removed = 0
     mains = [a.get("file", "") for a in read_lock(lock_path).values()]
-    files = [*mains, *(sidecar_file(f, n) for f in mains if f for n in SIDECARS), "assetpack.json"]
+    files = [*mains, *(sidecar_file(f, n) for f in mains if f for n in SIDECARS), "assetpack.json", "report.html"]
     for rel in files:
         path = m.output_dir / rel
         if rel and path.is_file():
@@ -237,6 +237,31 @@ def pack(manifest: str, dist: str | None, profile: str | None) -> None:
 
 
 @main.command()
+@manifest_arg
+@click.option("--open", "open_", is_flag=True, help="Open it in the default web browser.")
+@profile_opt
+def report(manifest: str, open_: bool, profile: str | None) -> None:
+    """Print the path of the build report, <output>/report.html (written by every build).
+
+    It lists every asset with a player, its waveform, loudness and true peak against the
+    target, loop points and whether the last build generated, re-processed or reused it.
+    """
+    from .errors import Problem, UsageError
+    from .export.report import REPORT
+
+    m = _load(manifest, profile=profile)
+    path = (m.output_dir / REPORT).resolve()
+    if not path.is_file():
+        _fail_usage(UsageError([Problem(str(path), "", "not found; run `assetbuild build` first")]))
+    click.echo(str(path))
+    if open_:
+        import webbrowser
+
+        if not webbrowser.open(path.as_uri()):
+            click.echo(f"warning: no web browser could be started; open {path.as_uri()}", err=True)
+
+
+@main.command()
 @click.argument("pack", type=click.Path(exists=True))
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def verify(pack: str, as_json: bool) -> None:
@@ -258,6 +283,36 @@ def verify(pack: str, as_json: bool) -> None:
         else:
             click.echo(f"{len(report.problems)} problems in {pack}", err=True)
     sys.exit(0 if report.ok else 1)
+
+
+@main.command()
+@manifest_arg
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per rebuild on stdout.")
+@click.option("-q", "--quiet", is_flag=True, help="Print only the one-line summary per rebuild and errors.")
+@click.option("-j", "--jobs", type=click.IntRange(min=1), help="Worker processes (default: one per core).")
+@click.option("--copy", is_flag=True, help="Copy outputs instead of hardlinking them from the cache.")
+@click.option("--debounce", type=click.FloatRange(min=0), default=0.1, show_default=True, metavar="SECONDS",
+              help="Quiet time after the last change before rebuilding.")
+@profile_opt
+@cache_opt
+def watch(manifest: str, as_json: bool, quiet: bool, jobs: int | None, copy: bool, debounce: float,
+          profile: str | None, cache_dir: str | None) -> None:
+    """Build, then rebuild what changed whenever MANIFEST, its includes or its input files change.
+
+    Stops on Ctrl-C (exit 0). A manifest with errors is reported and the last good output kept.
+    See docs/watch.md.
+    """
+    from .errors import UsageError
+    from .watch import Settings
+    from .watch import watch as run_watch
+
+    settings = Settings(Path(manifest), profile=profile, cache_dir=Path(cache_dir) if cache_dir else None,
+                        jobs=jobs or 0, copy=copy, as_json=as_json, quiet=quiet, debounce=debounce)
+    try:
+        code = run_watch(settings)
+    except UsageError as exc:
+        _fail_usage(exc)
+    sys.exit(code)
 
 
 @main.group()

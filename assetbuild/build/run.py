@@ -16,7 +16,7 @@ import queue
 import shutil
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +42,11 @@ class Options:
     jobs: int = 0  # 0: one per core
     copy: bool = False
     locked: bool = False
+    # For long-running callers (`assetbuild watch`): a process pool the caller owns (see
+    # new_pool), used instead of starting one per build; the build neither shuts it down nor
+    # kills its workers, even when interrupted. ``jobs`` should be its size.
+    executor: Executor | None = None
+    keep_models: bool = False  # leave heavy models loaded after the build (the caller unloads)
 
 
 @dataclass
@@ -54,6 +59,7 @@ class BuildResult:
     seconds: float = 0.0
 
     generated_ids: set[str] = field(default_factory=set)
+    processed_ids: set[str] = field(default_factory=set)  # every asset the process stage ran for
 
     @property
     def generated(self) -> int:
@@ -128,7 +134,7 @@ def build(manifest: Manifest, options: Options, on_event: Event = lambda kind, d
         pack_path = manifest.output_dir / "assetpack.json"
         if (not plan.removed and all(i.action == FRESH for i in plan.items)
                 and state.get("manifest") == manifest.digest and state.get("assetpack") == stat_signature(pack_path)
-                and _exports_fresh(manifest, state)):
+                and _exports_fresh(manifest, state) and (manifest.output_dir / "report.html").is_file()):
             # Nothing to do, and the metadata was written from these very manifest bytes.
             result.seconds = time.perf_counter() - start
             on_event("finish", result.summary())
@@ -208,10 +214,23 @@ def _write_results(manifest: Manifest, plan: Plan, result: BuildResult, records:
             exports[name] = {p.relative_to(manifest.output_dir).as_posix(): stat_signature(p) for p in written}
     for name in set(old_exports) - set(manifest.engines):  # taken out of [export] engines
         shutil.rmtree(manifest.output_dir / name, ignore_errors=True)
+    _write_report(manifest, pack, result)
     new_state = {"version": 1, "outputs": outputs_state, "assetpack": stat_signature(pack_path),
                  "manifest": manifest.digest if not result.failures else "",
                  "lock": stat_signature(lock_path), "keys": brief_of(new_lock), "exports": exports}
     write_if_changed(state_path, _json(new_state))
+
+
+def _write_report(manifest: Manifest, pack: str, result: BuildResult) -> None:
+    """``<output>/report.html``: every asset with its status in this build (docs/report.md)."""
+    from ..export import report
+
+    failed = {f["id"] for f in result.failures}
+    status = {aid: "processed" for aid in result.processed_ids}
+    status.update((aid, "generated") for aid in result.generated_ids)
+    status.update((aid, "failed") for aid in failed)
+    report.write(manifest.output_dir, json.loads(pack), status, result.failures,
+                 manifest.root / ".assetbuild" / "waveforms")
 
 
 def _exports_fresh(manifest: Manifest, state: dict[str, Any]) -> bool:
@@ -269,6 +288,7 @@ class _Runner:
         heavy_items = [i for i in work if i.action == GENERATE and not backends.get(i.asset.backend).parallel]
         self.workers = max(1, min(self.jobs, len(work)))
         self._pool: ProcessPoolExecutor | None = None
+        shared = self.options.executor
         try:
             with ThreadPoolExecutor(1) as heavy:
                 self.heavy = heavy
@@ -285,10 +305,14 @@ class _Runner:
                         self.complete(self.done.get(timeout=0.5))
                     except queue.Empty:
                         pass
-                heavy.submit(_unload_all).result()
+                if not self.options.keep_models:
+                    heavy.submit(_unload_all).result()
         except BaseException:
             # Ctrl-C or a crash here: stop now. Finished jobs are already in the cache; running
-            # ones leave only temp files, which the next build removes.
+            # ones leave only temp files, which the next build removes. A caller's pool is the
+            # caller's to stop: only drop this build's queued jobs.
+            for future in list(self.pending) if shared is not None else []:
+                future.cancel()
             if self._pool is not None:
                 for proc in list(getattr(self._pool, "_processes", {}).values()):
                     proc.terminate()
@@ -300,13 +324,10 @@ class _Runner:
     @property
     def pool(self) -> ProcessPoolExecutor:
         """Started on first use: a build that only places cached files needs no workers."""
+        if self.options.executor is not None:
+            return self.options.executor  # type: ignore[return-value]
         if self._pool is None:
-            import multiprocessing
-
-            # forkserver/spawn: never fork this (possibly multi-threaded) process directly.
-            method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-            self._pool = ProcessPoolExecutor(max_workers=self.workers, initializer=_ignore_sigint,
-                                             mp_context=multiprocessing.get_context(method))
+            self._pool = new_pool(self.workers)
         return self._pool
 
     # -- stages ----------------------------------------------------------------------------
@@ -380,6 +401,7 @@ class _Runner:
             self.fail(what, _one_line(exc))
             return
         self.result.processed += 1
+        self.result.processed_ids.add(what)
         self.finish(item, record, "generated" if item.action == GENERATE else "processed")
 
     def place(self, item: Item) -> None:
@@ -430,6 +452,18 @@ class _Runner:
     def fail(self, asset_id: str, error: str) -> None:
         self.result.failures.append({"id": asset_id, "error": error})
         self.on_event("failed", {"id": asset_id, "error": error})
+
+
+def new_pool(workers: int, initializer: Callable[..., None] | None = None,
+             initargs: tuple[Any, ...] = ()) -> ProcessPoolExecutor:
+    """The worker pool a build runs jobs in (its workers ignore SIGINT; ``initializer``, if
+    given, must call ``_ignore_sigint`` itself)."""
+    import multiprocessing
+
+    # forkserver/spawn: never fork this (possibly multi-threaded) process directly.
+    method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+    return ProcessPoolExecutor(max_workers=workers, initializer=initializer or _ignore_sigint, initargs=initargs,
+                               mp_context=multiprocessing.get_context(method))
 
 
 def _ignore_sigint() -> None:
@@ -511,6 +545,10 @@ def _json(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":")) + "\n"
 
 
+class ProjectBusy(UsageError):
+    """Another build holds the project's lock (``watch`` retries; ``build`` exits 2)."""
+
+
 @contextmanager
 def _exclusive(state_dir: Path) -> Iterator[None]:
     """One build per project at a time."""
@@ -524,7 +562,7 @@ def _exclusive(state_dir: Path) -> Iterator[None]:
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise UsageError(f"another assetbuild is running on this project ({state_dir})") from None
+            raise ProjectBusy(f"another assetbuild is running on this project ({state_dir})") from None
         try:
             yield
         finally:

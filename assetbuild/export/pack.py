@@ -33,15 +33,20 @@ class Report:
         return not self.problems
 
 
+# The build report describes one build on one machine (what was generated or reused there), so
+# it is not part of what a pack delivers; with it, the same tree could give different zips.
+LEFT_OUT = {"report.html"}
+
+
 def tree_files(root: Path) -> list[str]:
     """Files of an output tree, relative with '/' separators, sorted; hidden files (temp files,
-    editor droppings) are left out."""
+    editor droppings) and the build report are left out."""
     out = []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = [d for d in dirnames if not d.startswith(".")]
         rel = Path(dirpath).relative_to(root)
         out += [(rel / f).as_posix() for f in filenames if not f.startswith(".") and f != SUMS]
-    return sorted(out)
+    return sorted(f for f in out if f not in LEFT_OUT)
 
 
 def _sha256_file(path: Path) -> str:
