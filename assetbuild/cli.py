@@ -167,7 +167,7 @@ def clean(manifest: str, profile: str | None) -> None:
         if rel and path.is_file():
             path.unlink()
             removed += 1
-    for engine in ENGINES:  # engine exports are outputs too
+    for engine in [*ENGINES, "sequences"]:  # engine exports and mixed sequences are outputs too
         folder = m.output_dir / engine
         if folder.is_dir():
             removed += sum(1 for f in folder.rglob("*") if f.is_file())
@@ -313,6 +313,49 @@ def watch(manifest: str, as_json: bool, quiet: bool, jobs: int | None, copy: boo
     except UsageError as exc:
         _fail_usage(exc)
     sys.exit(code)
+
+
+@main.command()
+@click.argument("sequence")
+@manifest_arg
+@click.option("--json", "as_json", is_flag=True, help="Print the sequence's record (cue sheet) as JSON.")
+@cache_opt
+def preview(sequence: str, manifest: str, as_json: bool, cache_dir: str | None) -> None:
+    """Render one SEQUENCE (and the assets it places) and print its timeline.
+
+    Writes into .assetbuild/preview/SEQUENCE/, sharing the cache with real builds, so the
+    next `assetbuild build` reuses everything it generated.
+    """
+    from .build.run import Options
+    from .build.run import build as run_build
+    from .errors import Problem, UsageError
+    from .manifest.load import did_you_mean
+    from .manifest.sequence import preview_manifest
+
+    m = _load(manifest, quiet=as_json)
+    ids = [s.id for s in m.sequences]
+    if sequence not in ids:
+        _fail_usage(UsageError([Problem(manifest, "", f"no sequence '{sequence}'" + did_you_mean(sequence, ids)
+                                        + f" (sequences: {', '.join(ids) or 'none defined'})")]))
+    scratch = preview_manifest(m, sequence)
+    try:
+        result = run_build(scratch, Options(cache_dir=Path(cache_dir) if cache_dir else None))
+    except UsageError as exc:
+        _fail_usage(exc)
+    for f in result.failures:
+        click.echo(f"failed    {f['id']}: {f['error']}", err=True)
+    doc = json.loads((scratch.output_dir / "assetpack.json").read_text(encoding="utf-8"))
+    record = next((r for r in doc.get("sequences", []) if r["id"] == sequence), None)
+    if record is None:
+        sys.exit(1)
+    if as_json:
+        click.echo(json.dumps(record))
+    else:
+        from .build.sequences import timeline_text
+
+        click.echo(timeline_text(record), nl=False)
+        click.echo(f"mix: {scratch.output_dir / record['file']}")
+    sys.exit(1 if result.failures else 0)
 
 
 @main.group()

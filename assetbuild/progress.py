@@ -45,11 +45,13 @@ class Reporter:
             self._print(f"failed    {data['id']}: {data['error']}", force=True)
 
     def summary(self, s: dict[str, Any]) -> None:
-        built = s["assets"] - s["failed"]
+        built = s["assets"] - len([f for f in s["failures"] if not f.get("sequence")])
         where = f" in {s['output']} (profile {s['profile']})" if s.get("profile") else ""
         parts = [f"{built} assets ready{where}: {s['generated']} generated, {s['reused']} reused from cache"]
         if s["processed"] - s["generated"] > 0:
             parts.append(f"{s['processed'] - s['generated']} re-processed")
+        if s.get("mixed"):
+            parts.append(f"{s['mixed']} {'sequence' if s['mixed'] == 1 else 'sequences'} mixed")
         if s["removed"]:
             parts.append(f"{s['removed']} removed")
         if s["failed"]:

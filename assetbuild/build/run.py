@@ -60,6 +60,7 @@ class BuildResult:
 
     generated_ids: set[str] = field(default_factory=set)
     processed_ids: set[str] = field(default_factory=set)  # every asset the process stage ran for
+    mixed: list[str] = field(default_factory=list)  # sequences mixed by this build
 
     @property
     def generated(self) -> int:
@@ -68,7 +69,7 @@ class BuildResult:
     @property
     def reused(self) -> int:
         """Assets ready without generating (fresh, restored or only re-processed)."""
-        failed = {f["id"] for f in self.failures}
+        failed = {f["id"] for f in self.failures if not f.get("sequence")}
         return len(self.plan.items) - len(self.generated_ids | failed)
 
     def summary(self) -> dict[str, Any]:
@@ -77,6 +78,8 @@ class BuildResult:
             "processed": self.processed,
             "reused": self.reused,
             "failed": len(self.failures),
+            "sequences": len(self.plan.manifest.sequences),
+            "mixed": len(self.mixed),
             "removed": self.removed,
             "assets": len(self.plan.items),
             "profile": self.plan.manifest.profile,
@@ -95,6 +98,8 @@ def project_paths(manifest: Manifest, cache_dir: Path | None) -> tuple[Path, Pat
     state_dir = manifest.root / ".assetbuild"
     env = os.environ.get("ASSETBUILD_CACHE")
     cache = Path(cache_dir) if cache_dir else Path(env) if env else state_dir / "cache"
+    if manifest.preview:  # a scratch build of one sequence: nothing of it is committed
+        return cache, manifest.output_dir / "preview.lock", manifest.output_dir / ".state.json"
     return cache, lock_path(manifest.root, manifest.profile), state_dir / (
         f"state.{manifest.profile}.json" if manifest.profile else "state.json")
 
@@ -134,7 +139,7 @@ def build(manifest: Manifest, options: Options, on_event: Event = lambda kind, d
         pack_path = manifest.output_dir / "assetpack.json"
         if (not plan.removed and all(i.action == FRESH for i in plan.items)
                 and state.get("manifest") == manifest.digest and state.get("assetpack") == stat_signature(pack_path)
-                and _exports_fresh(manifest, state) and (manifest.output_dir / "report.html").is_file()):
+                and _exports_fresh(manifest, state) and _sequences_fresh(manifest, state) and (manifest.output_dir / "report.html").is_file()):
             # Nothing to do, and the metadata was written from these very manifest bytes.
             result.seconds = time.perf_counter() - start
             on_event("finish", result.summary())
@@ -155,7 +160,7 @@ def build(manifest: Manifest, options: Options, on_event: Event = lambda kind, d
             _clean_output_temps(manifest.output_dir)
             _Runner(manifest, options, cache, plan, result, on_event).run(records)
         _write_results(manifest, plan, result, records, lock, outputs_state, lock_path, state_path,
-                       state.get("exports") or {})
+                       state.get("exports") or {}, state.get("sequences") or {})
     result.seconds = time.perf_counter() - start
     on_event("finish", result.summary())
     return result
@@ -163,7 +168,7 @@ def build(manifest: Manifest, options: Options, on_event: Event = lambda kind, d
 
 def _write_results(manifest: Manifest, plan: Plan, result: BuildResult, records: dict[str, dict[str, Any]],
                    lock: Lockfile, outputs_state: dict[str, Any], lock_path: Path, state_path: Path,
-                   old_exports: dict[str, Any]) -> None:
+                   old_exports: dict[str, Any], old_sequences: dict[str, Any]) -> None:
     """Record what this build left on disk: lockfile, assetpack.json and the state file.
 
     Failed assets keep their previous lock entry and metadata; removed assets lose their output.
@@ -200,8 +205,15 @@ def _write_results(manifest: Manifest, plan: Plan, result: BuildResult, records:
         records.pop(aid, None)
         result.removed += 1
     current = {i.asset.id: i for i in plan.items}
-    pack = render_assetpack(manifest, [asset_record(current[a].asset, current[a].file, r)
-                                       for a, r in records.items() if a in current])
+    full = {a: asset_record(current[a].asset, current[a].file, r) for a, r in records.items() if a in current}
+    seq_records, seq_state = [], {}
+    if manifest.sequences or old_sequences:
+        from . import sequences
+
+        seq_records, seq_state = sequences.build_all(
+            manifest, full, old_sequences, lambda sid, error: result.failures.append({"id": sid, "error": error, "sequence": True}))
+        result.mixed = [sid for sid, st in seq_state.items() if st is not old_sequences.get(sid)]
+    pack = render_assetpack(manifest, list(full.values()), seq_records)
     write_if_changed(pack_path, pack)
     write_if_changed(lock_path, render_lock(new_lock))
     exports = {}
@@ -217,7 +229,8 @@ def _write_results(manifest: Manifest, plan: Plan, result: BuildResult, records:
     _write_report(manifest, pack, result)
     new_state = {"version": 1, "outputs": outputs_state, "assetpack": stat_signature(pack_path),
                  "manifest": manifest.digest if not result.failures else "",
-                 "lock": stat_signature(lock_path), "keys": brief_of(new_lock), "exports": exports}
+                 "lock": stat_signature(lock_path), "keys": brief_of(new_lock), "exports": exports,
+                 "sequences": seq_state}
     write_if_changed(state_path, _json(new_state))
 
 
@@ -231,6 +244,14 @@ def _write_report(manifest: Manifest, pack: str, result: BuildResult) -> None:
     status.update((aid, "failed") for aid in failed)
     report.write(manifest.output_dir, json.loads(pack), status, result.failures,
                  manifest.root / ".assetbuild" / "waveforms")
+
+
+def _sequences_fresh(manifest: Manifest, state: dict[str, Any]) -> bool:
+    """Every sequence was mixed by the last build (whose manifest and assets these are) and its
+    files are still the ones it wrote."""
+    done = state.get("sequences") or {}
+    return sorted(done) == sorted(s.id for s in manifest.sequences) and all(
+        stat_signature(manifest.output_dir / rel) == sig for d in done.values() for rel, sig in d["files"].items())
 
 
 def _exports_fresh(manifest: Manifest, state: dict[str, Any]) -> bool:

@@ -78,7 +78,8 @@ def record_key(record: dict[str, Any]) -> str:
     return f"{record['locale']}/{record['id']}" if record.get("locale") else record["id"]
 
 
-def render_assetpack(manifest: Manifest, records: list[dict[str, Any]]) -> str:
+def render_assetpack(manifest: Manifest, records: list[dict[str, Any]],
+                     sequences: list[dict[str, Any]] | None = None) -> str:
     order = {"dialogue": 0, "ambience": 1, "music": 2, "sfx": 3}
     assets = sorted(records, key=lambda r: (order[r["kind"]], r["id"], r.get("locale") or ""))
     groups: dict[str, list[str]] = {}
@@ -92,4 +93,6 @@ def render_assetpack(manifest: Manifest, records: list[dict[str, Any]]) -> str:
         "assets": assets,
         "groups": [{"id": g, "assets": ids} for g, ids in sorted(groups.items())],
     }
+    if sequences:
+        doc["sequences"] = sorted(sequences, key=lambda r: r["id"])
     return json.dumps(doc, indent=1, ensure_ascii=False) + "\n"

@@ -66,6 +66,9 @@ def listed_files(doc: dict[str, Any]) -> dict[str, str | None]:
             out.setdefault(path, None)
         if r.get("file"):
             out[r["file"]] = r.get("sha256")
+    for seq in doc.get("sequences", []):
+        for path in [seq["file"], *seq.get("stems", {}).values(), *seq.get("subtitles", {}).values()]:
+            out.setdefault(path, None)
     return out
 
 

@@ -21,7 +21,8 @@ from typing import Any
 from ..errors import Problem
 from .model import KINDS
 
-INCLUDED_TABLES = ("include", "voices", "lexicon") + KINDS
+ENTRY_TABLES = KINDS + ("sequence",)
+INCLUDED_TABLES = ("include", "voices", "lexicon") + ENTRY_TABLES
 _MAGIC = set("*?[")
 
 
@@ -49,14 +50,14 @@ def read(path: Path, shown: str, raw: dict[str, Any], data: bytes) -> Sources:
     root = path.parent
     project = raw.get("project") if isinstance(raw.get("project"), dict) else {}
     outside_ok = project.get("include_outside_project") is True
-    main = {k: v for k, v in raw.items() if k != "include" and k not in KINDS}
-    src = Sources(raw=main, entries={k: [] for k in KINDS}, files=[path])
+    main = {k: v for k, v in raw.items() if k != "include" and k not in ENTRY_TABLES}
+    src = Sources(raw=main, entries={k: [] for k in ENTRY_TABLES}, files=[path])
     digest = hashlib.sha256()
     seen: set[Path] = {path}
 
     def visit(file: Path, file_shown: str, table: dict[str, Any], data: bytes, stack: list[Path]) -> None:
         digest.update(os.fsencode(os.path.relpath(file, root)) + b"\0" + data + b"\0")
-        for kind in KINDS:
+        for kind in ENTRY_TABLES:
             items = table.get(kind, [])
             if not isinstance(items, list):
                 src.problems.append(Problem(file_shown, "", f"expected an array of tables ([[{kind}]]), "

@@ -16,7 +16,7 @@ from typing import Any, Iterator
 
 from .. import backends
 from ..errors import ManifestError, Problem, UsageError
-from . import include
+from . import include, sequence
 from .fields import Field
 from .model import (
     BUILTIN_DEFAULTS,
@@ -38,7 +38,7 @@ from .model import (
     profile_fields,
 )
 
-TOP_LEVEL = ("project", "defaults", "voices", "lexicon", "profiles", "export", "include") + KINDS
+TOP_LEVEL = ("project", "defaults", "voices", "lexicon", "profiles", "export", "include", "sequence") + KINDS
 
 
 def derive_seed(asset_id: str) -> int:
@@ -211,10 +211,48 @@ class _Validator:
                         else:
                             seen[folded] = (asset.where, e.file)
                             manifest.assets.append(asset)
+        self.sequences(manifest, seen, defaults, kind_defaults, voices)
         if self.problems:
             raise ManifestError(self.problems)
         manifest.warnings = self.warnings
         return manifest
+
+    def sequences(self, manifest: Manifest, seen: dict[str, tuple[str, str]], defaults: dict[str, Any],
+                  kind_defaults: dict[str, dict[str, Any]], voices: dict[str, dict[str, Any]]) -> None:
+        """`[[sequence]]`: validate, add their inline entries as assets, check what they place."""
+        names = {a.name: a for a in manifest.assets if a.locale in (None, self.locales[0] if self.locales else None)}
+        groups = {a.entry_id for a in manifest.assets if a.take is not None}
+        for e in self.sources.entries["sequence"]:
+            with self.reading(e.file):
+                seq, inline = sequence.parse(self, e.value, e.index)
+                for i, (kind, table) in enumerate(inline, 1):
+                    for asset in self.entry(kind, i, table, defaults, kind_defaults.get(kind, {}), voices,
+                                            manifest.sample_rate):
+                        if asset.id.lower() in seen:
+                            where, file = seen[asset.id.lower()]
+                            self.problem(asset.where, f"duplicate id '{asset.id}' (also used by {where} in {file})",
+                                         "id")
+                            continue
+                        seen[asset.id.lower()] = (asset.where, e.file)
+                        manifest.assets.append(asset)
+                        if asset.locale in (None, self.locales[0] if self.locales else None):
+                            names[asset.name] = asset
+                if seq is None:
+                    continue
+                if seq.id.lower() in seen:
+                    where, file = seen[seq.id.lower()]
+                    self.problem(seq.where, f"duplicate id '{seq.id}' (also used by {where} in {file})", "id")
+                    continue
+                seen[seq.id.lower()] = (seq.where, e.file)
+                unknown = [ref for ref in seq.asset_ids() if ref not in names]
+                for ref in unknown:
+                    hint = (f"; '{ref}' has takes: place one, e.g. '{ref}_01'" if ref in groups
+                            else did_you_mean(ref, sorted(names)))
+                    self.problem(seq.where, f"places '{ref}', which is not an asset of this manifest{hint}")
+                if not unknown:
+                    for issue in sequence.check(seq, {n: a.kind for n, a in names.items()}):
+                        self.problem(seq.where, issue)
+                manifest.sequences.append(seq)
 
     def project(self) -> dict[str, Any]:
         fields = {f.name: f for f in PROJECT_FIELDS}

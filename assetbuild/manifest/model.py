@@ -242,6 +242,8 @@ class Manifest:
     prefixes: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_PREFIXES))  # [export.prefixes]
     sources: list[Path] = field(default_factory=list)  # every manifest file read (main first, then includes)
     include_patterns: list[str] = field(default_factory=list)  # absolute include globs, for watch
+    sequences: list[Any] = field(default_factory=list)  # [[sequence]] timelines (manifest.sequence.Sequence)
+    preview: str | None = None  # set by `assetbuild preview`: a scratch build of this one sequence
 
     @property
     def root(self) -> Path:

@@ -60,6 +60,14 @@ def render() -> str:
             "Besides the keys below it may set any key marked *re-processes* above, for every kind, or for "
             "one kind in `[profiles.NAME.KIND]`; its values win over the entries' own.", "",
             _table(PROFILE_FIELDS), ""]
+    from .sequence import EVENT_FIELDS, SCENE_FIELDS, SEQUENCE_FIELDS
+
+    out += ["### `[[sequence]]`", "", "A timeline mixed from built assets ([sequences.md](sequences.md)). "
+            "`buses = { music = -4.0 }` sets bus gains in dB (dialogue, music, sfx, ambience; default 0).", "",
+            _table(SEQUENCE_FIELDS), "", "`[[sequence.events]]`, each placing one asset (or an inline entry, "
+            "`sfx = { id = \"...\", prompt = \"...\" }`, of any kind):", "", _table(EVENT_FIELDS), "",
+            "`[[sequence.scene]]` blocks (instead of `events`), each with its own `[[sequence.scene.events]]`:", "",
+            _table(SCENE_FIELDS), ""]
     out += ["### `[export]`", "", "Engine exports (see [engines.md](engines.md)).", "", _table(EXPORT_FIELDS), "",
             "`[export.prefixes]` sets the engine-side name of each kind's assets (prefix + id); defaults: "
             + ", ".join(f"`{k} = \"{v}\"`" for k, v in DEFAULT_PREFIXES.items()) + ".", ""]

@@ -96,6 +96,7 @@ def build_schema() -> dict[str, Any]:
             "include": {"description": "Other manifest files to merge (paths or globs, relative to this file).",
                         "anyOf": [{"type": "string", "minLength": 1},
                                   {"type": "array", "items": {"type": "string", "minLength": 1}}]},
+            "sequence": {"type": "array", "items": {"$ref": "#/$defs/sequence"}},
             "export": {"type": "object", "additionalProperties": False, "properties": _props(EXPORT_FIELDS) | {
                 "prefixes": {"type": "object", "additionalProperties": False,
                              "description": "Engine-side name prefix per kind (name = prefix + id).",
@@ -103,8 +104,23 @@ def build_schema() -> dict[str, Any]:
                                                 "default": v} for k, v in DEFAULT_PREFIXES.items()}}}},
             **{kind: {"type": "array", "items": {"$ref": f"#/$defs/{kind}"}} for kind in KINDS},
         },
-        "$defs": kinds_defs,
+        "$defs": kinds_defs | {"sequence": _sequence_schema(kinds_defs)},
     }
+
+
+def _sequence_schema(kinds_defs: dict[str, Any]) -> dict[str, Any]:
+    from .sequence import BUSES, EVENT_FIELDS, SCENE_FIELDS, SEQUENCE_FIELDS
+
+    event = {"type": "object", "additionalProperties": False,
+             "properties": _props(EVENT_FIELDS) | {k: {"$ref": f"#/$defs/{k}"} for k in KINDS}}
+    events = {"type": "array", "items": event}
+    scene = {"type": "object", "additionalProperties": False, "required": ["name"],
+             "properties": _props(SCENE_FIELDS) | {"events": events}}
+    return {"type": "object", "additionalProperties": False, "required": ["id"],
+            "properties": _props(SEQUENCE_FIELDS) | {
+                "buses": {"type": "object", "additionalProperties": False, "description": "Bus gains in dB.",
+                          "properties": {b: {"type": "number"} for b in BUSES}},
+                "events": events, "scene": {"type": "array", "items": scene}}}
 
 
 def render() -> str:

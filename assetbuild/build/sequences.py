@@ -1,0 +1,185 @@
+"""The sequence stage: mix built assets on a timeline into ``sequences/<id>.wav`` and stems.
+
+Runs after every asset is placed. A sequence's key is a hash of its own settings and the
+sha256 of every file it places, so editing one line re-mixes the sequences using that line and
+nothing else; an unchanged sequence whose files are still in place is reused as it is.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..manifest.model import Manifest
+from ..manifest.sequence import Sequence, events_of
+from . import timeline
+from .lock import stat_signature
+
+SEQUENCE_VERSION = 1
+FOLDER = "sequences"
+
+
+class SequenceFailed(Exception):
+    pass
+
+
+def files_of(seq_id: str, buses: list[str]) -> dict[str, str]:
+    base = f"{FOLDER}/{seq_id}"
+    return {"mix": f"{base}.wav", **{f"stem:{b}": f"{base}.{b}.wav" for b in buses},
+            "srt": f"{base}.srt", "vtt": f"{base}.vtt"}
+
+
+def sequence_key(manifest: Manifest, seq: Sequence, inputs: dict[str, str]) -> str:
+    doc = {"version": SEQUENCE_VERSION, "sample_rate": manifest.sample_rate, "values": seq.values,
+           "events": seq.events, "scenes": seq.scenes, "inputs": inputs}
+    return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def build_all(manifest: Manifest, records: dict[str, dict[str, Any]], previous: dict[str, Any],
+              fail) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Mix every sequence that changed. ``records``: asset records by asset id; ``previous``:
+    the state file's ``sequences``; ``fail(id, message)`` reports a failed sequence (it keeps
+    its previous files and record). Returns (records for assetpack.json, new state)."""
+    out_dir = manifest.output_dir
+    source = {a.name: a for a in manifest.assets if a.locale in (None, (manifest.locales or [None])[0])}
+    kinds = {name: a.kind for name, a in source.items()}
+    out_records, state = [], {}
+    for seq in manifest.sequences:
+        names = seq.asset_ids()
+        recs = {n: records.get(source[n].id) for n in names}
+        missing = sorted(n for n, r in recs.items() if r is None or not r.get("sha256"))
+        old = previous.get(seq.id)
+        if missing:
+            fail(seq.id, f"places {', '.join(missing)}, which did not build")
+            if old:
+                out_records.append(old["record"])
+                state[seq.id] = old
+            continue
+        key = sequence_key(manifest, seq, {n: recs[n]["sha256"] for n in names})
+        if old and old.get("key") == key and all(stat_signature(out_dir / rel) == sig
+                                                  for rel, sig in old.get("files", {}).items()):
+            out_records.append(old["record"])
+            state[seq.id] = old
+            continue
+        try:
+            record = render(manifest, seq, recs, kinds)
+        except (SequenceFailed, timeline.TimelineError, OSError, ValueError) as exc:
+            fail(seq.id, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+            if old:
+                out_records.append(old["record"])
+                state[seq.id] = old
+            continue
+        written = [record["file"], *record["stems"].values(), *record["subtitles"].values()]
+        state[seq.id] = {"key": key, "record": record,
+                         "files": {rel: stat_signature(out_dir / rel) for rel in written}}
+        out_records.append(record)
+    for seq_id, old in previous.items():  # sequences no longer in the manifest
+        if seq_id not in state and seq_id not in {s.id for s in manifest.sequences}:
+            for rel in old.get("files", {}):
+                (out_dir / rel).unlink(missing_ok=True)
+    return out_records, state
+
+
+def render(manifest: Manifest, seq: Sequence, recs: dict[str, dict[str, Any]],
+           kinds: dict[str, str]) -> dict[str, Any]:
+    """Resolve, mix, master and write one sequence; returns its assetpack.json record."""
+    import soundfile as sf
+
+    from ..audio.cleanup import tpdf_dither
+    from ..audio.convert import normalize
+    from ..audio.mix import Ducking, Source, mix
+    from ..export import subtitles
+    from ..export.audiofile import write_audio
+
+    out_dir, sr = manifest.output_dir, manifest.sample_rate
+    sources = {}
+    for name, rec in recs.items():
+        audio, file_sr = sf.read(out_dir / rec["file"], dtype="float32", always_2d=True)
+        if file_sr != sr:
+            raise SequenceFailed(f"{rec['file']} is {file_sr} Hz, the project is {sr} Hz")
+        loop = rec.get("loop")
+        sources[name] = Source(audio, (loop["start"], loop["end"]) if loop else None)
+    durations = {n: len(s.audio) / sr for n, s in sources.items()}
+    events, scenes = events_of(seq, kinds)
+    if scenes:
+        placed, scene_spans = timeline.resolve_scenes(scenes, durations)
+    else:
+        placed, scene_spans = timeline.resolve(events, durations), []
+    v = seq.values
+    ducking = Ducking(depth=v["duck_depth"], attack=v["duck_attack"], release=v["duck_release"],
+                      lookahead=v["duck_lookahead"], buses=tuple(v["duck_buses"]), enabled=v["duck"])
+    pre, stems = mix(placed, sources, sr, bus_gains=v["buses"], ducking=ducking, channels=2)
+    mastered, info = normalize(pre.astype(np.float32), sr, v["loudness"], v["true_peak"], mode="auto")
+    gain = 10.0 ** (info["gain_db"] / 20.0)
+
+    files = files_of(seq.id, sorted(stems) if v["stems"] else [])
+    out = mastered if v["bit_depth"] == 32 else tpdf_dither(mastered, v["bit_depth"])
+    _write(out_dir / files["mix"], lambda p: write_audio(p, out, sr, "wav", v["bit_depth"]))
+    for bus, stem in stems.items() if v["stems"] else []:
+        # 32-bit float, at the mix's pre-limiter gain: the stems sum to the mix before its limiter.
+        _write(out_dir / files[f"stem:{bus}"], lambda p, s=stem: write_audio(p, (s * gain).astype(np.float32), sr,
+                                                                            "wav", 32))
+    cues = []
+    for p in placed:
+        rec = recs.get(p.event.asset)
+        if kinds.get(p.event.asset) != "dialogue" or not rec or not rec.get("words"):
+            continue
+        words = [dict(w, start=w["start"] + p.start, end=w["end"] + p.start) for w in rec["words"]
+                 if w["start"] < p.end - p.start]
+        cues += subtitles.cues(rec.get("text") or "", words, p.end)
+    cues.sort(key=lambda c: c.start)
+    _write(out_dir / files["srt"], lambda path: Path(path).write_text(subtitles.render_srt(cues), encoding="utf-8"))
+    _write(out_dir / files["vtt"], lambda path: Path(path).write_text(subtitles.render_vtt(cues), encoding="utf-8"))
+
+    return {
+        "id": seq.id,
+        "file": files["mix"],
+        "stems": {k.split(":", 1)[1]: rel for k, rel in files.items() if k.startswith("stem:")},
+        "subtitles": {"srt": files["srt"], "vtt": files["vtt"]},
+        "duration": round(len(mastered) / sr, 6),
+        "frames": len(mastered),
+        "sample_rate": sr,
+        "channels": 2,
+        "loudness": _round(info["loudness"]),
+        "loudness_target": v["loudness"],
+        "gain_db": _round(info["gain_db"]),
+        "true_peak": _round(info["true_peak"]),
+        "true_peak_ceiling": v["true_peak"],
+        "target_met": bool(info["target_met"]),
+        "cues": [{"event": p.event.name, "asset": p.event.asset, "bus": p.event.bus,
+                  "start": round(p.start, 6), "end": round(p.end, 6)} for p in placed],
+        "scenes": [{"name": s["name"], "start": round(s["start"], 6), "end": round(s["end"], 6)}
+                   for s in scene_spans],
+    }
+
+
+def _write(dest: Path, write) -> None:
+    """Write through a temp file beside ``dest`` and a rename: a killed build leaves no half file."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")  # cleaned by the next build if left
+    try:
+        write(tmp)
+        os.replace(tmp, dest)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _round(x: float | None) -> float | None:
+    return None if x is None or x != x or abs(x) == float("inf") else round(float(x), 2)
+
+
+def timeline_text(record: dict[str, Any]) -> str:
+    """A sequence's timeline as text, for ``assetbuild preview``."""
+    rows = [f"{record['id']}: {record['duration']:.3f} s, {record['loudness']} LUFS "
+            f"(target {record['loudness_target']}), true peak {record['true_peak']} dBTP"]
+    for s in record.get("scenes", []):
+        rows.append(f"  scene {s['name']:<20} {s['start']:9.3f} - {s['end']:9.3f}")
+    width = max([len(c["event"]) for c in record["cues"]] + [5])
+    for c in sorted(record["cues"], key=lambda c: (c["start"], c["event"])):
+        rows.append(f"  {c['start']:9.3f} - {c['end']:9.3f}  {c['event']:<{width}}  {c['bus']:<8} {c['asset']}")
+    return "\n".join(rows) + "\n"
