@@ -180,3 +180,42 @@ def test_removed_sequence_files_go_and_the_forest_example_has_a_cutscene(tmp_pat
     assert {c["bus"] for c in cut["cues"]} == {"dialogue", "music", "ambience", "sfx"}
     assert (forest_out / cut["file"]).is_file() and all((forest_out / f).is_file() for f in cut["stems"].values())
     assert "forest_cutscene" in (REPO / "examples" / "forest" / "assetbuild.toml").read_text()
+
+
+def test_scenes_are_laid_end_to_end_with_a_crossfade_and_a_transition(tmp_path):
+    p = Project(tmp_path, SCENE.split("[[sequence]]")[0] + """
+[[sfx]]
+id = "whoosh"
+prompt = "whoosh"
+duration = 1.0
+
+[[sequence]]
+id = "acts"
+
+[[sequence.scene]]
+name = "one"
+[[sequence.scene.events]]
+asset = "theme"
+duration = 4.0
+[[sequence.scene.events]]
+asset = "l1"
+at = 0.5
+
+[[sequence.scene]]
+name = "two"
+crossfade = 1.0
+transition = "whoosh"
+[[sequence.scene.events]]
+asset = "l2"
+at = 1.5
+""")
+    s = p.build()
+    assert s["failed"] == 0 and s["mixed"] == 1
+    seq = next(x for x in p.pack()["sequences"] if x["id"] == "acts")
+    one, two = seq["scenes"]
+    assert (one["name"], one["start"], one["end"]) == ("one", 0.0, 4.0)
+    assert two["start"] == 3.0  # the previous scene's end minus the crossfade
+    l2 = next(c for c in seq["cues"] if c["event"] == "l2")
+    assert abs(l2["start"] - 4.5) < 1e-9
+    whoosh = next(c for c in seq["cues"] if c["asset"] == "whoosh")
+    assert whoosh["bus"] == "sfx" and abs((whoosh["start"] + whoosh["end"]) / 2 - 3.5) < 1e-3  # centred
