@@ -82,6 +82,8 @@ class Lockfile:
         keys = state.get("keys")
         fresh = isinstance(keys, dict) and state.get("lock") == stat_signature(path)
         self._brief: dict[str, dict[str, Any]] | None = keys if fresh else None
+        self.is_current = fresh  # the lockfile is the one the last build wrote
+
 
     @property
     def entries(self) -> dict[str, dict[str, Any]]:
@@ -98,4 +100,5 @@ class Lockfile:
 
 
 def brief_of(entries: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    return {aid: {"process": e.get("process"), "file": e.get("file")} for aid, e in entries.items()}
+    return {aid: {"generate": e.get("generate"), "process": e.get("process"), "file": e.get("file")}
+            for aid, e in entries.items()}

@@ -111,7 +111,7 @@ def lock_path(root: Path, profile: str | None = None) -> Path:
 def plan_build(manifest: Manifest, cache_dir: Path | None = None) -> Plan:
     cache_root, lock_path, state_path = project_paths(manifest, cache_dir)
     state = read_json(state_path) or {}
-    return make_plan(manifest, Cache(cache_root), Lockfile(lock_path, state), state.get("outputs", {}))
+    return make_plan(manifest, Cache(cache_root), Lockfile(lock_path, state), state.get("outputs", {}), state)
 
 
 def build(manifest: Manifest, options: Options, on_event: Event = lambda kind, data: None) -> BuildResult:
@@ -122,7 +122,7 @@ def build(manifest: Manifest, options: Options, on_event: Event = lambda kind, d
         state = read_json(state_path) or {}
         lock = Lockfile(lock_path, state)
         outputs_state: dict[str, Any] = dict(state.get("outputs", {}))
-        plan = make_plan(manifest, cache, lock, outputs_state)
+        plan = make_plan(manifest, cache, lock, outputs_state, state)
         result = BuildResult(plan)
         if options.locked:
             # The lockfile must already describe this build: same assets, same keys. Assets whose
@@ -141,6 +141,11 @@ def build(manifest: Manifest, options: Options, on_event: Event = lambda kind, d
                 and state.get("manifest") == manifest.digest and state.get("assetpack") == stat_signature(pack_path)
                 and _exports_fresh(manifest, state) and _sequences_fresh(manifest, state) and (manifest.output_dir / "report.html").is_file()):
             # Nothing to do, and the metadata was written from these very manifest bytes.
+            if state.get("fingerprints") != plan.fingerprints:  # a state file from before the keys fast path
+                state["fingerprints"] = plan.fingerprints
+                state["keys"] = {i.asset.id: {"generate": i.generate_key, "process": i.process_key, "file": i.file}
+                                 for i in plan.items}
+                write_if_changed(state_path, _json(state))
             result.seconds = time.perf_counter() - start
             on_event("finish", result.summary())
             return result
@@ -230,6 +235,7 @@ def _write_results(manifest: Manifest, plan: Plan, result: BuildResult, records:
     new_state = {"version": 1, "outputs": outputs_state, "assetpack": stat_signature(pack_path),
                  "manifest": manifest.digest if not result.failures else "",
                  "lock": stat_signature(lock_path), "keys": brief_of(new_lock), "exports": exports,
+                 "fingerprints": plan.fingerprints,
                  "sequences": seq_state}
     write_if_changed(state_path, _json(new_state))
 

@@ -102,6 +102,7 @@ class _Validator:
         self.problems: list[Problem] = list(self.sources.problems)
         self.backend_names = backends.names()
         self._settings: dict[str, dict[str, Field]] = {}
+        self._entry_bases: dict[tuple[str, str, str | None], tuple[Any, ...]] = {}
 
     def problem(self, where: str, message: str, field: str | None = None) -> None:
         self.problems.append(Problem(self.file, where, message, field))
@@ -442,32 +443,20 @@ class _Validator:
         if not self.check_backend(backend, kind, where):
             return []
 
-        fields = entry_fields(kind)
-        settings_fields = self.backend_settings(backend)
-        allowed = settings_fields | fields
+        fields, settings_fields, allowed, required, base_values, overrides, base_settings = self.entry_base(
+            kind, backend, voice_name if voice is not None else None, voice, defaults, kind_defaults)
         given = self.check_fields(entry, allowed, where)
-        for f in fields.values():
-            if f.required and f.name not in entry:
+        for f in required:
+            if f.name not in entry:
                 self.problem(where, "is required: " + f.doc[0].lower() + f.doc[1:], f.name)
 
-        values = {f.name: f.default for f in fields.values() if f.default is not None}
-        values.update(BUILTIN_DEFAULTS[kind])
-        for layer in (defaults, kind_defaults):
-            values.update({k: v for k, v in layer.items() if k in fields})
+        values = dict(base_values)
         values.update({k: v for k, v in given.items() if k in fields})
-        glob, kinds = self.overrides  # a profile's values win over the entry's own
-        for layer in (glob, kinds.get(kind, {})):
-            values.update({k: v for k, v in layer.items() if k in fields})
-        values["backend"] = backend
-        if isinstance(values.get("format"), str):  # a built-in default, not yet a list
-            values["format"] = [values["format"]]
-
+        values.update(overrides)  # a profile's values win over the entry's own
         # A key that is also an entry key (e.g. `voice`, the voice table) keeps its entry meaning
         # everywhere but inside the voice table, where it is the backend's setting.
-        settings = {f.name: f.default for f in settings_fields.values() if f.default is not None}
-        for layer in (defaults, kind_defaults, voice or {}, given):
-            own = layer is voice
-            settings.update({k: v for k, v in layer.items() if k in settings_fields and (own or k not in fields)})
+        settings = dict(base_settings)
+        settings.update({k: v for k, v in given.items() if k in settings_fields and k not in fields})
 
         formats = values.get("format") or []
         if "opus" in formats and sample_rate not in OPUS_RATES:
@@ -503,6 +492,32 @@ class _Validator:
                              where=f'{kind} "{asset_id}" (take {take})', pitch_shift=pitches[take - 1],
                              gain_offset=gains[take - 1], **common))
         return out
+
+    def entry_base(self, kind: str, backend: str, voice_name: str | None, voice: dict[str, Any] | None,
+                   defaults: dict[str, Any], kind_defaults: dict[str, Any]) -> tuple[Any, ...]:
+        """What every entry of this kind, backend and voice shares: the fields it accepts and the
+        values layered under its own (built-in, [defaults], [defaults.KIND], voice; the profile's
+        over them). Computed once per combination: 10,000 entries share a handful."""
+        memo = (kind, backend, voice_name)
+        if memo not in self._entry_bases:
+            fields = entry_fields(kind)
+            settings_fields = self.backend_settings(backend)
+            values = {f.name: f.default for f in fields.values() if f.default is not None}
+            values.update(BUILTIN_DEFAULTS[kind])
+            for layer in (defaults, kind_defaults):
+                values.update({k: v for k, v in layer.items() if k in fields})
+            values["backend"] = backend
+            if isinstance(values.get("format"), str):  # a built-in default, not yet a list
+                values["format"] = [values["format"]]
+            glob, kinds = self.overrides
+            overrides = {k: v for layer in (glob, kinds.get(kind, {})) for k, v in layer.items() if k in fields}
+            settings = {f.name: f.default for f in settings_fields.values() if f.default is not None}
+            for layer in (defaults, kind_defaults, voice or {}):
+                own = layer is voice
+                settings.update({k: v for k, v in layer.items() if k in settings_fields and (own or k not in fields)})
+            self._entry_bases[memo] = (fields, settings_fields, settings_fields | fields,
+                                       [f for f in fields.values() if f.required], values, overrides, settings)
+        return self._entry_bases[memo]
 
     def dialogue(self, asset_id: str, where: str, values: dict[str, Any], settings: dict[str, Any],
                  voice: dict[str, Any] | None, voice_name: str | None, backend: str,
