@@ -203,7 +203,10 @@ def export(manifest: str, engines: tuple[str, ...], profile: str | None) -> None
     except UsageError as exc:
         _fail_usage(exc)
     for name in chosen:
-        written = exports.write(name, pack)
+        try:
+            written = exports.write(name, pack)
+        except UsageError as exc:
+            _fail_usage(exc)
         click.echo(f"{name}: {len(written)} files in {m.output_dir / name}")
 
 

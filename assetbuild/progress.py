@@ -45,7 +45,7 @@ class Reporter:
             self._print(f"failed    {data['id']}: {data['error']}", force=True)
 
     def summary(self, s: dict[str, Any]) -> None:
-        built = s["assets"] - len([f for f in s["failures"] if not f.get("sequence")])
+        built = s["assets"] - len([f for f in s["failures"] if not f.get("stage")])
         where = f" in {s['output']} (profile {s['profile']})" if s.get("profile") else ""
         parts = [f"{built} assets ready{where}: {s['generated']} generated, {s['reused']} reused from cache"]
         if s["processed"] - s["generated"] > 0:

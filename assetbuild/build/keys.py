@@ -7,8 +7,10 @@ key plus every mastering and encoding setting. Each key also keeps a short diges
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+from pathlib import Path
 from typing import Any
 
 from ..manifest.fields import GENERATE, PROCESS
@@ -31,6 +33,17 @@ _NOT_INPUTS = {"backend", "seed", "id"}
 # One encoder for all keys: json.dumps with options builds a new encoder per call, which is
 # most of the cost of hashing 10,000 small dicts.
 _ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+@functools.cache
+def code_digest() -> str:
+    """A digest of assetbuild's own source: keys depend on built-in defaults and code as well as
+    on the manifest, so keys remembered from a build by another version are not reused."""
+    root = Path(__file__).resolve().parents[1]
+    h = hashlib.sha256(f"{GENERATE_VERSION}:{PROCESS_VERSION}".encode())
+    for path in sorted(root.rglob("*.py")):
+        h.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()
 
 
 def canonical(obj: Any) -> bytes:

@@ -35,6 +35,7 @@ class Item:
     file: str  # output path relative to the output folder, with '/' separators
     action: str = FRESH
     reasons: list[str] = field(default_factory=list)
+    fingerprint: dict[str, Any] | None = None  # the backend's, for inputs computed later (see complete)
 
 
 @dataclass
@@ -91,8 +92,7 @@ def make_plan(manifest: Manifest, cache: Cache, lock: Lockfile, state: dict[str,
         if memo not in fingerprints:
             fingerprints[memo] = backends.create(asset.backend).fingerprint(request)
         requests.append((request, memo))
-    used = keys.digest([keys.GENERATE_VERSION, keys.PROCESS_VERSION,
-                        sorted(keys.canonical(fp).decode() for fp in fingerprints.values())])
+    used = keys.digest([keys.code_digest(), sorted(keys.canonical(fp).decode() for fp in fingerprints.values())])
     known = {}
     if last and last.get("manifest") == manifest.digest and last.get("fingerprints") == used and lock.is_current:
         known = last.get("keys") or {}
@@ -100,7 +100,8 @@ def make_plan(manifest: Manifest, cache: Cache, lock: Lockfile, state: dict[str,
     for asset, (request, memo) in zip(manifest.assets, requests):
         k = known.get(asset.id)
         if k and "generate" in k:  # keys as the last build computed them from the same inputs
-            item = Item(asset, request, k["generate"], k["process"], {}, {}, output_file(asset))
+            item = Item(asset, request, k["generate"], k["process"], {}, {}, output_file(asset),
+                        fingerprint=fingerprints[memo])
             _decide(item, out_dir, cache, lock, state.get(asset.id))
             if item.action == FRESH:
                 items.append(item)
@@ -115,6 +116,14 @@ def make_plan(manifest: Manifest, cache: Cache, lock: Lockfile, state: dict[str,
     current = {a.id for a in manifest.assets}
     removed = {k: v for k, v in lock.brief.items() if k not in current}
     return Plan(manifest, items, removed, used)
+
+
+def complete(item: Item, sample_rate: int) -> None:
+    """Fill in the inputs of an item whose keys came from the last build (they were not needed
+    to find it fresh), before a stage runs for it after all."""
+    if not item.generate_inputs and item.fingerprint is not None:
+        item.generate_inputs = keys.generate_inputs(item.asset, item.fingerprint)
+        item.process_inputs = keys.process_inputs(item.asset, item.generate_key, sample_rate)
 
 
 def _hashable(settings: dict[str, Any]) -> Any:

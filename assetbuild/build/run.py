@@ -29,7 +29,7 @@ from ..manifest.model import Manifest
 from . import keys
 from .cache import Cache
 from .lock import Lockfile, brief_of, read_json, render_lock, stat_signature, write_if_changed
-from .plan import FRESH, GENERATE, PLACE, PROCESS, Item, Plan, make_plan
+from .plan import FRESH, GENERATE, PLACE, PROCESS, Item, Plan, complete, make_plan
 from .worker import CacheMiss, ProcessJob, generate_batch, unload
 from .worker import process as process_job
 
@@ -69,7 +69,7 @@ class BuildResult:
     @property
     def reused(self) -> int:
         """Assets ready without generating (fresh, restored or only re-processed)."""
-        failed = {f["id"] for f in self.failures if not f.get("sequence")}
+        failed = {f["id"] for f in self.failures if not f.get("stage")}
         return len(self.plan.items) - len(self.generated_ids | failed)
 
     def summary(self) -> dict[str, Any]:
@@ -139,13 +139,9 @@ def build(manifest: Manifest, options: Options, on_event: Event = lambda kind, d
         pack_path = manifest.output_dir / "assetpack.json"
         if (not plan.removed and all(i.action == FRESH for i in plan.items)
                 and state.get("manifest") == manifest.digest and state.get("assetpack") == stat_signature(pack_path)
+                and state.get("fingerprints") == plan.fingerprints  # same code and backends as then
                 and _exports_fresh(manifest, state) and _sequences_fresh(manifest, state) and (manifest.output_dir / "report.html").is_file()):
             # Nothing to do, and the metadata was written from these very manifest bytes.
-            if state.get("fingerprints") != plan.fingerprints:  # a state file from before the keys fast path
-                state["fingerprints"] = plan.fingerprints
-                state["keys"] = {i.asset.id: {"generate": i.generate_key, "process": i.process_key, "file": i.file}
-                                 for i in plan.items}
-                write_if_changed(state_path, _json(state))
             result.seconds = time.perf_counter() - start
             on_event("finish", result.summary())
             return result
@@ -159,6 +155,7 @@ def build(manifest: Manifest, options: Options, on_event: Event = lambda kind, d
                 else:
                     item.action = PROCESS if cache.has_entry("generate", item.generate_key) else GENERATE
                     item.reasons = ["metadata missing"]
+                    complete(item, manifest.sample_rate)
         on_event("plan", plan.totals())
         if any(i.action != FRESH for i in plan.items):
             cache.clean_tmp()
@@ -216,7 +213,8 @@ def _write_results(manifest: Manifest, plan: Plan, result: BuildResult, records:
         from . import sequences
 
         seq_records, seq_state = sequences.build_all(
-            manifest, full, old_sequences, lambda sid, error: result.failures.append({"id": sid, "error": error, "sequence": True}))
+            manifest, full, old_sequences,
+            lambda sid, error: result.failures.append({"id": sid, "error": error, "stage": "sequence"}))
         result.mixed = [sid for sid, st in seq_state.items() if st is not old_sequences.get(sid)]
     pack = render_assetpack(manifest, list(full.values()), seq_records)
     write_if_changed(pack_path, pack)
@@ -227,7 +225,11 @@ def _write_results(manifest: Manifest, plan: Plan, result: BuildResult, records:
 
         view = engines.Pack(manifest.output_dir, json.loads(pack), manifest.prefixes)
         for name in manifest.engines:
-            written = engines.write(name, view)
+            try:
+                written = engines.write(name, view)
+            except UsageError as exc:  # e.g. two assets that make the same engine-side name
+                result.failures.append({"id": f"{name} export", "error": str(exc), "stage": "export"})
+                continue
             exports[name] = {p.relative_to(manifest.output_dir).as_posix(): stat_signature(p) for p in written}
     for name in set(old_exports) - set(manifest.engines):  # taken out of [export] engines
         shutil.rmtree(manifest.output_dir / name, ignore_errors=True)

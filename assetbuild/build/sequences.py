@@ -75,6 +75,8 @@ def build_all(manifest: Manifest, records: dict[str, dict[str, Any]], previous: 
                 state[seq.id] = old
             continue
         written = [record["file"], *record["stems"].values(), *record["subtitles"].values()]
+        for rel in set(old.get("files", {}) if old else ()) - set(written):  # e.g. a bus it no longer uses
+            (out_dir / rel).unlink(missing_ok=True)
         state[seq.id] = {"key": key, "record": record,
                          "files": {rel: stat_signature(out_dir / rel) for rel in written}}
         out_records.append(record)

@@ -174,7 +174,11 @@ def _verify(read, present: list[str], sums_required: bool) -> Report:
         actual[rel] = h.hexdigest()
     report.files = len(actual)
     if SUMS in present:
-        sums = parse_sums(b"".join(read(SUMS)).decode("utf-8"))
+        try:
+            sums = parse_sums(b"".join(read(SUMS)).decode("utf-8"))
+        except UnicodeDecodeError:
+            report.problems.append(f"{SUMS}: not UTF-8 text")
+            return report
         for rel, digest in sorted(sums.items()):
             if rel not in actual:
                 report.problems.append(f"{rel}: missing (listed in {SUMS})")
@@ -186,7 +190,12 @@ def _verify(read, present: list[str], sums_required: bool) -> Report:
     if "assetpack.json" not in actual:
         report.problems.append("assetpack.json: missing")
         return report
-    doc = json.loads(b"".join(read("assetpack.json")).decode("utf-8"))
+    try:
+        doc = json.loads(b"".join(read("assetpack.json")).decode("utf-8"))
+        listed = check(doc, actual)
+    except (ValueError, TypeError, AttributeError, KeyError):  # not JSON, or not the shape we write
+        report.problems.append("assetpack.json: not a valid assetpack.json")
+        return report
     named = {p.split(":", 1)[0] for p in report.problems}
-    report.problems += [p for p in check(doc, actual) if p.split(":", 1)[0] not in named]
+    report.problems += [p for p in listed if p.split(":", 1)[0] not in named]
     return report

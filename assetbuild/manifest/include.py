@@ -104,8 +104,10 @@ def _merge_included(src: Sources, table: dict[str, Any], shown: str) -> None:
             src.problems.append(Problem(shown, "", "unknown top-level key" + (
                 f" (did you mean '{close[0]}'?)" if close else ""), key))
     voices = table.get("voices", {})
-    if isinstance(voices, dict):
-        mine = src.raw.setdefault("voices", {})
+    if not isinstance(voices, dict):
+        src.problems.append(Problem(shown, "", "expected a table of voices ([voices.NAME])", "voices"))
+    elif isinstance(src.raw.setdefault("voices", {}), dict):  # a bad main table is reported by the validator
+        mine = src.raw["voices"]
         for name, voice in voices.items():
             if name in mine:
                 other = src.voice_files.get(name, "the main manifest")
@@ -114,8 +116,10 @@ def _merge_included(src: Sources, table: dict[str, Any], shown: str) -> None:
             mine[name] = voice
             src.voice_files[name] = shown
     lexicon = table.get("lexicon", {})
-    if isinstance(lexicon, dict):
-        mine = src.raw.setdefault("lexicon", {})
+    if not isinstance(lexicon, dict):
+        src.problems.append(Problem(shown, "", "expected a table of words ([lexicon])", "lexicon"))
+    elif isinstance(src.raw.setdefault("lexicon", {}), dict):
+        mine = src.raw["lexicon"]
         for word, entry in lexicon.items():
             if word in mine and mine[word] != entry:
                 src.problems.append(Problem(shown, "[lexicon]", "is already defined differently", word))
