@@ -385,20 +385,52 @@ def cache_gc(manifest: str, cache_dir: str | None) -> None:
 
 
 @main.command()
+@manifest_arg
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to bind; anything but loopback needs --token.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
+@click.option("--token", envvar="ASSETBUILD_TOKEN", default=None,
+              help="Require 'Authorization: Bearer TOKEN' on every request (env ASSETBUILD_TOKEN).")
+@click.option("-j", "--jobs", type=click.IntRange(min=1), help="Worker processes (default: up to 4).")
+@click.option("--cors-origin", "cors", multiple=True, metavar="ORIGIN",
+              help="Let a web page from ORIGIN call the server (repeat for several; default: none).")
+@cache_opt
+def serve(manifest: str, host: str, port: int, token: str | None, jobs: int | None, cors: tuple[str, ...],
+          cache_dir: str | None) -> None:
+    """Serve MANIFEST over HTTP: synthesis through the build cache, assets, builds (docs/server.md)."""
+    from .errors import UsageError
+
+    from .server.auth import bind_problem
+
+    problem = bind_problem(host, token)
+    if problem:
+        _fail_usage(UsageError(problem))
+    try:
+        import fastapi  # noqa: F401
+        import uvicorn
+    except ImportError as exc:
+        _fail_usage(UsageError(f"the server needs its extra ({exc.name} is missing): "
+                               'pip install "assetbuild[server]"'))
+    from .server.app import create_app
+    from .server.limits import Limits
+
+    _load(manifest)  # warnings and problems, as `build` shows them
+    try:
+        app = create_app(manifest, token=token, limits=Limits(workers=jobs or 0),
+                         cache_dir=Path(cache_dir) if cache_dir else None, cors_origins=cors)
+    except UsageError as exc:
+        _fail_usage(exc)
+    click.echo(f"serving {manifest} on http://{host}:{port} (API: /docs, schema: /openapi.json)", err=True)
+    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=30)
+
+
+@main.command()
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 def backends(as_json: bool) -> None:
     """List backends, the kinds they serve and whether they can run here."""
     from . import backends as registry
 
-    rows = []
-    for name in registry.names():
-        try:
-            cls = registry.get(name)
-            reason = cls().availability()
-            kinds = sorted(cls.kinds)
-        except Exception as exc:  # a broken plugin is reported, not fatal
-            reason, kinds = f"cannot be imported: {exc}", []
-        rows.append({"name": name, "kinds": kinds, "available": reason is None, "reason": reason})
+    rows = registry.status_rows()
     if as_json:
         click.echo(json.dumps(rows))
         return

@@ -416,13 +416,13 @@ class Watch:
 
     # -- the worker pool ---------------------------------------------------------------------
     def _new_pool(self) -> None:
-        from .build.run import new_pool
+        from .build.run import new_pool, noop_job, warm_worker
 
-        self.pool = new_pool(self.jobs, initializer=_warm_worker, initargs=(sorted(self.backends),))
+        self.pool = new_pool(self.jobs, initializer=warm_worker, initargs=(sorted(self.backends),))
         # Workers start on demand; ask for all of them now, so that they import and load while
         # nothing waits on them (the first rebuild after an edit must not pay for it).
         for _ in range(self.jobs):
-            self.pool.submit(_nothing)
+            self.pool.submit(noop_job)
 
     def _warm_backends(self, manifest: Any) -> None:
         """Remember the parallel backends in use, so that a fresh pool's workers load them."""
@@ -503,33 +503,6 @@ class Watch:
 
 def _ids(ids: list[str], most: int = 8) -> str:
     return ", ".join(ids[:most]) + (f" and {len(ids) - most} more" if len(ids) > most else "")
-
-
-def _warm_worker(backend_names: list[str]) -> None:
-    """Pool initializer: ignore Ctrl-C (like a build's workers), import the audio chain and
-    load the parallel backends the manifest uses, before the first job needs them."""
-    from .build.run import _ignore_sigint
-
-    _ignore_sigint()
-    try:
-        from . import backends
-        from .audio import cleanup, master  # noqa: F401
-        from .build import worker
-        from .export import audiofile, lipsync, subtitles  # noqa: F401
-        from .speech import alignment, script  # noqa: F401
-
-        for name in backend_names:
-            try:
-                backends.create(name).load()
-                worker._loaded.add(name)
-            except Exception:  # reported by the build when a job needs it
-                pass
-    except Exception:
-        pass
-
-
-def _nothing() -> None:
-    pass
 
 
 def watch(settings: Settings, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 from functools import lru_cache
+from typing import Any
 
 from .base import Backend, BackendUnavailable, Request, Result
 
@@ -52,3 +53,18 @@ def create(name: str) -> Backend:
     if name not in _instances:
         _instances[name] = get(name)()
     return _instances[name]
+
+
+def status_rows() -> list[dict[str, Any]]:
+    """Per installed backend: name, kinds, whether it can run here and why not (what
+    `assetbuild backends` prints and `serve` answers at /backends)."""
+    rows = []
+    for name in names():
+        try:
+            cls = get(name)
+            reason = cls().availability()
+            kinds = sorted(cls.kinds)
+        except Exception as exc:  # a broken plugin is reported, not fatal
+            reason, kinds = f"cannot be imported: {exc}", []
+        rows.append({"name": name, "kinds": kinds, "available": reason is None, "reason": reason})
+    return rows

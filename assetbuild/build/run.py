@@ -30,7 +30,7 @@ from . import keys
 from .cache import Cache
 from .lock import Lockfile, brief_of, read_json, render_lock, stat_signature, write_if_changed
 from .plan import FRESH, GENERATE, PLACE, PROCESS, Item, Plan, complete, make_plan
-from .worker import CacheMiss, ProcessJob, generate_batch, unload
+from .worker import CacheMiss, generate_batch, process_job_for, unload
 from .worker import process as process_job
 
 Event = Callable[[str, dict[str, Any]], None]
@@ -385,16 +385,7 @@ class _Runner:
                 self.track(future, ("generate", [i.asset.id for i in batch]))
 
     def submit_process(self, item: Item) -> None:
-        from ..audio.master import Settings
-
-        a, v = item.asset, item.asset.values
-        transform = {"pitch": a.pitch_shift, "gain": a.gain_offset} if a.pitch_shift or a.gain_offset else None
-        settings = Settings.of(self.manifest.sample_rate, {**v, "loudness": v["loudness"] + a.gain_offset,
-                                                           "pitch": a.pitch_shift})
-        job = ProcessJob(a.id, a.kind, item.generate_key, item.process_key, tuple(v["format"]), v["bit_depth"],
-                         settings, text=v.get("text"), ssml=bool(v.get("ssml", False)),
-                         dither=bool(v.get("dither", True)), ogg_quality=v.get("ogg_quality", 5.0),
-                         opus_bitrate=v.get("opus_bitrate"), transform=transform)
+        job = process_job_for(item.asset, item.generate_key, item.process_key, self.manifest.sample_rate)
         self.track(self.pool.submit(process_job, str(self.cache.root), job), ("process", item.asset.id))
 
     def track(self, future: Future, what: tuple[str, Any]) -> None:
@@ -493,6 +484,31 @@ def new_pool(workers: int, initializer: Callable[..., None] | None = None,
     method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
     return ProcessPoolExecutor(max_workers=workers, initializer=initializer or _ignore_sigint, initargs=initargs,
                                mp_context=multiprocessing.get_context(method))
+
+
+def warm_worker(backend_names: list[str]) -> None:
+    """Initializer for a long-lived pool (`watch`, `serve`): ignore Ctrl-C (like a build's
+    workers), import the audio chain and load the parallel backends the manifest uses, before
+    the first job needs them."""
+    _ignore_sigint()
+    try:
+        from ..audio import cleanup, master  # noqa: F401
+        from ..export import audiofile, lipsync, subtitles  # noqa: F401
+        from ..speech import alignment, script  # noqa: F401
+        from . import worker
+
+        for name in backend_names:
+            try:
+                backends.create(name).load()
+                worker._loaded.add(name)
+            except Exception:  # reported by the build when a job needs it
+                pass
+    except Exception:
+        pass
+
+
+def noop_job() -> None:
+    """Submitted once per worker to start a long-lived pool's workers ahead of the first job."""
 
 
 def _ignore_sigint() -> None:

@@ -36,6 +36,20 @@ class ProcessJob:
     transform: dict[str, float] | None = None  # a take made by pitch/gain variation (for metadata)
 
 
+def process_job_for(asset: Any, generate_key: str, process_key: str, sample_rate: int) -> ProcessJob:
+    """The process-stage job for an asset (``manifest.model.Asset``), as a build submits it."""
+    from ..audio.master import Settings
+
+    v = asset.values
+    transform = ({"pitch": asset.pitch_shift, "gain": asset.gain_offset}
+                 if asset.pitch_shift or asset.gain_offset else None)
+    settings = Settings.of(sample_rate, {**v, "loudness": v["loudness"] + asset.gain_offset,
+                                         "pitch": asset.pitch_shift})
+    return ProcessJob(asset.id, asset.kind, generate_key, process_key, tuple(v["format"]), v["bit_depth"], settings,
+                      text=v.get("text"), ssml=bool(v.get("ssml", False)), dither=bool(v.get("dither", True)),
+                      ogg_quality=v.get("ogg_quality", 5.0), opus_bitrate=v.get("opus_bitrate"), transform=transform)
+
+
 _loaded: set[str] = set()
 
 

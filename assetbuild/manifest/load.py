@@ -93,6 +93,15 @@ def load(path: str | os.PathLike[str], profile: str | None = None) -> Manifest:
     return manifest
 
 
+def validate(path: Path, shown: str, raw: dict[str, Any], sources: include.Sources,
+             profile: str | None = None) -> Manifest:
+    """Validate manifest tables already read (and merged, ``sources``) as :func:`load` does;
+    ``assetbuild serve`` checks a one-line request against the served manifest this way."""
+    manifest = _Validator(path, shown, raw, profile, sources).run()
+    manifest.digest = sources.digest
+    return manifest
+
+
 class _Validator:
     def __init__(self, path: Path, shown: str, raw: dict[str, Any], profile: str | None = None,
                  sources: include.Sources | None = None):

@@ -1,0 +1,12 @@
+"""``/health`` and ``/backends``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def backend_rows() -> list[dict[str, Any]]:
+    """What ``assetbuild backends --json`` prints."""
+    from .. import backends
+
+    return backends.status_rows()

@@ -1,0 +1,86 @@
+"""Request limits and the body-size guard.
+
+The body-size guard is plain ASGI middleware: a ``Content-Length`` over the limit is refused
+before anything is read, and a chunked body is counted as it arrives and cut off with 413 as
+soon as it goes over.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable
+
+from starlette.exceptions import HTTPException
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_text_chars: int = 5000  # POST /tts/synthesize `text`; longer: 413
+    max_body_bytes: int = 256 * 1024  # any request body; larger: 413
+    timeout: float = 120.0  # seconds one synthesis request may take; longer: 504 (the job still finishes into the cache)
+    max_batch_items: int = 100  # POST /tts/batch `items`; more: 413
+    workers: int = 0  # worker processes for synthesis and builds (0: min(4, cores))
+
+
+class BodyTooLarge(HTTPException):
+    """Raised while a chunked body is read: an HTTPException, so FastAPI's body parsing passes
+    it on (it turns other errors into 400) and the exception middleware answers 413."""
+
+    def __init__(self, max_bytes: int):
+        super().__init__(413, f"request body larger than {max_bytes} bytes")
+
+
+class BodyLimit:
+    def __init__(self, app: Any, max_bytes: int):
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        if length is not None:
+            try:
+                too_big = int(length) > self.max_bytes
+            except ValueError:
+                await _reply(send, 400, "invalid Content-Length header")
+                return
+            if too_big:
+                await _reply(send, 413, f"request body larger than {self.max_bytes} bytes")
+                return
+        seen = 0
+        started = False
+
+        async def counted() -> dict[str, Any]:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise BodyTooLarge(self.max_bytes)
+            return message
+
+        async def tracked(message: dict[str, Any]) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, counted, tracked)
+        except BodyTooLarge:
+            if not started:
+                await _reply(send, 413, f"request body larger than {self.max_bytes} bytes")
+
+
+async def _reply(send: Send, status: int, detail: str) -> None:
+    body = json.dumps({"detail": detail}).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                            (b"connection", b"close")]})
+    await send({"type": "http.response.body", "body": body})
