@@ -10,16 +10,16 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, HTTPException, Query
+from fastapi import FastAPI, HTTPException, Query, WebSocket
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from .. import __version__
 from ..export.metadata import record_key
-from . import adhoc, info
+from . import adhoc, events, info, stream
 from .auth import BearerAuth
 from .builds import BuildBusy, BuildRunner
-from .limits import BodyLimit, Limits
+from .limits import Admission, BodyLimit, Limits
 from .batch import Batches
 from .models import (Backend, BatchRequest, BatchResults, BatchStatus, BuildState, Health, Line,
                      SynthesizeRequest, SynthesizeResult)
@@ -41,7 +41,9 @@ def create_app(manifest_path: str | Path, *, token: str | None = None, limits: L
     """
     project = ServedProject(manifest_path, cache_dir)
     synth = Synthesizer(project, limits)
-    builds = BuildRunner(project, synth.pool, synth.workers)
+    hub = events.EventHub()
+    builds = BuildRunner(project, synth.pool, synth.workers, publish=hub.publish)
+    admission = Admission(limits.max_queued, synth.workers)
     started = time.monotonic()
 
     @asynccontextmanager
@@ -53,12 +55,14 @@ def create_app(manifest_path: str | Path, *, token: str | None = None, limits: L
             # Let a running build finish (its outputs and the cache are written atomically, so
             # stopping it would corrupt nothing, but it would have to start over).
             await asyncio.to_thread(builds.wait, SHUTDOWN_WAIT)
+            hub.close()
             batches.close()
             await asyncio.to_thread(synth.close)
 
     app = FastAPI(title="assetbuild", version=__version__, lifespan=lifespan,
                   description="Synthesis and audition server for an assetbuild project (docs/server.md).")
     app.state.project, app.state.synth, app.state.builds = project, synth, builds
+    app.state.events, app.state.admission = hub, admission
 
     def output_dir() -> Path:
         return project.current().manifest.output_dir
@@ -79,11 +83,18 @@ def create_app(manifest_path: str | Path, *, token: str | None = None, limits: L
         200: {"description": "The audio (response=binary; metadata in X-* headers) or JSON (response=json).",
               "content": {"audio/wav": {}, "audio/ogg": {}, "application/octet-stream": {}}},
         413: {"description": "text or body too long"}, 422: {"description": "invalid field (named in `loc`)"},
+        429: {"description": "the synthesis queue is full (see Retry-After)"},
         502: {"description": "the backend failed (the cause is given)"}, 504: {"description": "timed out"}})
     def synthesize(body: SynthesizeRequest) -> Any:
         if (too_long := _text_too_long(body.text, limits, ["body", "text"])) is not None:
             return too_long
-        status, out, error = _run(synth, body)
+        if not admission.admit(1):
+            return _queue_full(admission)
+        begun = time.perf_counter()
+        try:
+            status, out, error = _run(synth, body)
+        finally:
+            admission.release(1, time.perf_counter() - begun)
         if out is None:
             return JSONResponse(error, status)
         meta = out.meta()
@@ -92,7 +103,11 @@ def create_app(manifest_path: str | Path, *, token: str | None = None, limits: L
         return Response(out.audio, media_type=out.content_type, headers=_headers(meta))
 
     def batch_item(line: Line) -> tuple[int, dict[str, Any]]:
-        status, out, error = _run(synth, line)
+        begun = time.perf_counter()
+        try:  # admitted with its batch
+            status, out, error = _run(synth, line)
+        finally:
+            admission.release(1, time.perf_counter() - begun)
         if out is None:
             return status, error
         return 200, {**out.meta(), "audio": base64.b64encode(out.audio).decode("ascii")}
@@ -101,7 +116,8 @@ def create_app(manifest_path: str | Path, *, token: str | None = None, limits: L
     app.state.batches = batches
 
     @app.post("/tts/batch", status_code=202, response_model=BatchStatus, responses={
-        413: {"description": "too many items, or an item's text too long"}})
+        413: {"description": "too many items, or an item's text too long"},
+        429: {"description": "the synthesis queue has no room for the items (see Retry-After)"}})
     def start_batch(body: BatchRequest) -> Any:
         if len(body.items) > limits.max_batch_items:
             return JSONResponse({"detail": [{"loc": ["body", "items"], "type": "too_long",
@@ -110,6 +126,8 @@ def create_app(manifest_path: str | Path, *, token: str | None = None, limits: L
         for i, item in enumerate(body.items):
             if (too_long := _text_too_long(item.text, limits, ["body", "items", i, "text"])) is not None:
                 return too_long
+        if not admission.admit(len(body.items)):
+            return _queue_full(admission)
         return batches.submit(body.items).status()
 
     @app.get("/tts/batch/{job_id}", response_model=BatchStatus, responses={404: {"description": "no such job"}})
@@ -120,6 +138,16 @@ def create_app(manifest_path: str | Path, *, token: str | None = None, limits: L
              responses={404: {"description": "no such job"}})
     def batch_results(job_id: str) -> dict[str, Any]:
         return _job(batches, job_id).results()
+
+    @app.websocket("/tts/stream")
+    async def tts_stream(websocket: WebSocket) -> None:
+        """Input streaming with character alignment (docs/server.md, `WebSocket /tts/stream`)."""
+        await stream.serve(websocket, synth, admission, limits)
+
+    @app.websocket("/events")
+    async def build_events(websocket: WebSocket) -> None:
+        """Build events as JSON messages (docs/server.md, `WebSocket /events`)."""
+        await events.serve(websocket, hub, builds.status)
 
     @app.get("/assets", responses={404: {"description": "not built yet"}})
     def assets() -> Response:
@@ -222,6 +250,12 @@ def _text_too_long(text: str, limits: Limits, loc: list[Any]) -> JSONResponse | 
         return None
     return JSONResponse({"detail": [{"loc": loc, "type": "too_long", "msg": f"is {len(text)} characters; at most "
                                      f"{limits.max_text_chars} are accepted"}]}, 413)
+
+
+def _queue_full(admission: Admission) -> JSONResponse:
+    wait = admission.retry_after()
+    return JSONResponse({"detail": f"the synthesis queue is full ({admission.max_queued} jobs); retry in about "
+                                   f"{wait} s"}, 429, headers={"Retry-After": str(wait)})
 
 
 def _job(batches: Batches, job_id: str) -> Any:

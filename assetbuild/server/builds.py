@@ -1,6 +1,8 @@
 """``POST /build``: an incremental build of the served manifest in a background thread.
 
-One at a time: while one runs, another request is refused (409). The build is the ordinary
+One at a time: while one runs, another request is refused (409). Its events (started, plan,
+asset, failed, finished) go to ``publish(event, data)`` (the ``/events`` WebSocket) from the
+build's thread. The build is the ordinary
 ``build.run.build`` (lockfile, cache, outputs, assetpack.json, report.html), run in the
 server's warm worker pool. The manifest is reloaded first, so the build is of what is on disk;
 a manifest that does not load fails the build and the previous outputs stay.
@@ -23,8 +25,10 @@ class BuildBusy(Exception):
 
 
 class BuildRunner:
-    def __init__(self, project: ServedProject, pool: Callable[[], Any], workers: int):
+    def __init__(self, project: ServedProject, pool: Callable[[], Any], workers: int,
+                 publish: Callable[[str, dict[str, Any]], None] | None = None):
         self.project, self.pool, self.workers = project, pool, workers
+        self.publish = publish or (lambda event, data: None)
         self._busy = threading.Lock()
         self._state_lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -47,6 +51,8 @@ class BuildRunner:
                 self._count += 1
                 self._state = {"id": self._count, "status": "running", "started": time.time(),
                                "progress": {"total": None, "done": 0, "failed": 0}}
+                build_id, started = self._count, self._state["started"]
+            self._publish("started", {"build": build_id, "started": started})
             self._thread = threading.Thread(target=self._run, name="assetbuild-build", daemon=True)
             self._thread.start()
         except BaseException:
@@ -90,8 +96,19 @@ class BuildRunner:
                 progress["done"] = progress.get("done", 0) + 1
             elif kind == "failed":
                 progress["failed"] = progress.get("failed", 0) + 1
+            build_id = self._state.get("id")
+        if kind in ("plan", "asset", "failed"):  # the build's own "finish": see _finish
+            self._publish(kind, {"build": build_id, **data})
 
     def _finish(self, status: str, **extra: Any) -> None:
         with self._state_lock:
             self._state.update(status=status, finished=time.time(),
                                seconds=round(time.time() - self._state.get("started", time.time()), 3), **extra)
+            event = {"build": self._state.get("id"), "status": status, "seconds": self._state["seconds"], **extra}
+        self._publish("finished", event)
+
+    def _publish(self, event: str, data: dict[str, Any]) -> None:
+        try:
+            self.publish(event, data)
+        except Exception:  # a listener must never break the build
+            pass

@@ -8,6 +8,8 @@ soon as it goes over.
 from __future__ import annotations
 
 import json
+import math
+import threading
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
@@ -25,6 +27,39 @@ class Limits:
     timeout: float = 120.0  # seconds one synthesis request may take; longer: 504 (the job still finishes into the cache)
     max_batch_items: int = 100  # POST /tts/batch `items`; more: 413
     workers: int = 0  # worker processes for synthesis and builds (0: min(4, cores))
+    max_queued: int = 256  # synthesis jobs admitted and not finished (requests + batch items); more: 429
+
+
+class Admission:
+    """The synthesis queue's bound: jobs (a /tts/synthesize request, a batch item, a /tts/stream
+    piece) are admitted before they run and released when done; a request that would take the
+    count over ``max_queued`` is refused with 429 and a ``Retry-After`` estimate."""
+
+    def __init__(self, max_queued: int, workers: int):
+        self.max_queued, self.workers = max_queued, max(1, workers)
+        self._lock = threading.Lock()
+        self.queued = 0
+        self._typical = 1.0  # seconds per job, a moving average
+
+    def admit(self, n: int = 1, force: bool = False) -> bool:
+        """Take ``n`` places; False (nothing taken) when that would go over the bound, unless
+        ``force`` (a stream already accepted counts, but is never cut off half-way)."""
+        with self._lock:
+            if not force and self.queued + n > self.max_queued:
+                return False
+            self.queued += n
+            return True
+
+    def release(self, n: int = 1, seconds: float | None = None) -> None:
+        with self._lock:
+            self.queued = max(0, self.queued - n)
+            if seconds is not None and seconds >= 0:
+                self._typical = 0.8 * self._typical + 0.2 * seconds
+
+    def retry_after(self) -> int:
+        """Whole seconds until about one worker's share of the queue has drained (at least 1)."""
+        with self._lock:
+            return max(1, math.ceil(self.queued / self.workers * self._typical))
 
 
 class BodyTooLarge(HTTPException):
