@@ -112,6 +112,10 @@ def test_stems_sum_to_the_mix_and_subtitles_are_absolute(tmp_path):
     lead = int(np.argmax(np.abs(sf.read(p.out / l1["file"])[0]) > 0))
     assert first == round(1.25 * sr) + lead
 
+    report = (p.out / "report.html").read_text()
+    assert '<section id="sequences">' in report and 'src="sequences/cut.wav"' in report
+    assert "<td>1.250</td>" in report  # l1's row in the cue sheet
+
     cues = list(srt.parse((p.out / seq["subtitles"]["srt"]).read_text()))
     assert [c.content.replace("\n", " ") for c in cues] == ["The forest wakes.", "Something stirs."]
     words = l1["words"]

@@ -267,6 +267,30 @@ def _asset(r: dict[str, Any], key: str, status: str, wave: Waveform | None) -> s
             f'<dl>{facts}<dt>file</dt><dd class="file">{_e(file)}</dd></dl>{body}</article>')
 
 
+def _sequence(r: dict[str, Any]) -> str:
+    """A mixed sequence: its player, measures, stems and cue sheet."""
+    get = r.get
+    file = get("file") or ""
+    badges = '<span class="badge bad">target not met</span>' if get("target_met") is False else ""
+    stems = " ".join(f'<a href="{quote(path)}">{_e(bus)}</a>' for bus, path in (get("stems") or {}).items())
+    facts = (f"<dt>duration</dt><dd>{_num(get('duration'), '.2f', ' s')}</dd>"
+             f"<dt>loudness</dt><dd>{_num(get('loudness'), '.1f', ' LUFS')} "
+             f"<small>target {_num(get('loudness_target'), '.1f')}</small></dd>"
+             f"<dt>true peak</dt><dd>{_num(get('true_peak'), '.1f', ' dBTP')} "
+             f"<small>ceiling {_num(get('true_peak_ceiling'), '.1f')}</small></dd>"
+             + (f"<dt>stems</dt><dd>{stems}</dd>" if stems else ""))
+    rows = "".join(f"<tr><td>{_num(c.get('start'), '.3f')}</td><td>{_num(c.get('end'), '.3f')}</td>"
+                   f"<td>{_e(c.get('event', ''))}</td><td>{_e(c.get('bus', ''))}</td><td>{_e(c.get('asset', ''))}</td></tr>"
+                   for c in sorted(get("cues") or [], key=lambda c: (c.get("start") or 0, str(c.get("event")))))
+    k = _e(get("id", ""))
+    return (f'<article class="asset" id="s-{k}" data-k="{k.lower()}"'
+            f'{" data-problem" if badges else ""}><div class="head"><span class="name">{k}</span>{badges}</div>'
+            f'<audio controls preload="none" src="{quote(file)}"></audio>'
+            f'<dl>{facts}<dt>file</dt><dd class="file">{_e(file)}</dd></dl>'
+            f'<table class="cues"><tr><th>start</th><th>end</th><th>event</th><th>bus</th><th>asset</th></tr>'
+            f'{rows}</table></article>')
+
+
 def render(doc: dict[str, Any], out_dir: Path, status: Mapping[str, str], failures: list[dict[str, Any]],
            waveforms: Mapping[str, Waveform]) -> str:
     """The report page for an assetpack.json document.
@@ -298,6 +322,8 @@ def render(doc: dict[str, Any], out_dir: Path, status: Mapping[str, str], failur
              + '</p><nav>']
     kinds = [k for k in KINDS if k in by_kind] + sorted(set(by_kind) - set(KINDS))
     parts += [f'<a href="#{escape(k)}">{escape(TITLES.get(k, k))} ({len(by_kind[k])})</a>' for k in kinds]
+    if doc.get("sequences"):
+        parts.append(f'<a href="#sequences">Sequences ({len(doc["sequences"])})</a>')
     parts.append('<label><input type="search" id="q" placeholder="filter by id"></label>'
                  '<label><input type="checkbox" id="problems"> problems only</label></nav></header>')
     if failures:
@@ -310,6 +336,11 @@ def render(doc: dict[str, Any], out_dir: Path, status: Mapping[str, str], failur
     for k in kinds:
         parts.append(f'<section id="{escape(k)}"><h2>{escape(TITLES.get(k, k))}</h2>')
         parts += by_kind[k]
+        parts.append("</section>")
+    sequences = [r for r in doc.get("sequences", []) if isinstance(r, dict) and "id" in r]
+    if sequences:
+        parts.append('<section id="sequences"><h2>Sequences</h2>')
+        parts += [_sequence(r) for r in sequences]
         parts.append("</section>")
     if not assets:
         parts.append('<p class="empty">No assets in this build.</p>')
@@ -332,6 +363,8 @@ _CSS = """
 @media (prefers-color-scheme:dark){:root{--bg:#17171a;--fg:#e8e8ea;--mute:#9a9aa2;--card:#212126;
 --line:#34343a;--wave:%(dark)s;--loop:#f0a050;--ok:#4cc27e;--proc:#a49cff;--bad:#ff6b6b;--hl:#6b5a12}}
 *{box-sizing:border-box}
+table.cues{border-collapse:collapse;font-size:.85em;margin-top:6px}
+table.cues td,table.cues th{padding:1px 10px 1px 0;text-align:left;font-variant-numeric:tabular-nums}
 body{margin:0;padding:0 16px 32px;background:var(--bg);color:var(--fg);
 font:14px/1.4 system-ui,-apple-system,"Segoe UI",sans-serif}
 header{position:sticky;top:0;background:var(--bg);padding:10px 0 8px;border-bottom:1px solid var(--line);z-index:1}
