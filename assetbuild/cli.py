@@ -188,7 +188,7 @@ def export(manifest: str, engines: tuple[str, ...], profile: str | None) -> None
     """Write engine import files into <output>/<engine>/ from the built assetpack.json."""
     from .errors import UsageError
     from .export import engines as exports
-    from .manifest.load import did_you_mean
+    from .errors import did_you_mean
 
     m = _load(manifest, profile=profile)
     for name in engines:
@@ -332,7 +332,7 @@ def preview(sequence: str, manifest: str, as_json: bool, cache_dir: str | None) 
     from .build.run import Options
     from .build.run import build as run_build
     from .errors import Problem, UsageError
-    from .manifest.load import did_you_mean
+    from .errors import did_you_mean
     from .manifest.sequence import preview_manifest
 
     m = _load(manifest, quiet=as_json)

@@ -19,6 +19,7 @@ from ..manifest.model import Manifest
 from ..manifest.sequence import Sequence, events_of
 from . import timeline
 from .lock import stat_signature
+from .worker import round2
 
 SEQUENCE_VERSION = 1
 FOLDER = "sequences"
@@ -147,10 +148,10 @@ def render(manifest: Manifest, seq: Sequence, recs: dict[str, dict[str, Any]],
         "frames": len(mastered),
         "sample_rate": sr,
         "channels": 2,
-        "loudness": _round(info["loudness"]),
+        "loudness": round2(info["loudness"]),
         "loudness_target": v["loudness"],
-        "gain_db": _round(info["gain_db"]),
-        "true_peak": _round(info["true_peak"]),
+        "gain_db": round2(info["gain_db"]),
+        "true_peak": round2(info["true_peak"]),
         "true_peak_ceiling": v["true_peak"],
         "target_met": bool(info["target_met"]),
         "cues": [{"event": p.event.name, "asset": p.event.asset, "bus": p.event.bus,
@@ -169,10 +170,6 @@ def _write(dest: Path, write) -> None:
         os.replace(tmp, dest)
     finally:
         tmp.unlink(missing_ok=True)
-
-
-def _round(x: float | None) -> float | None:
-    return None if x is None or x != x or abs(x) == float("inf") else round(float(x), 2)
 
 
 def timeline_text(record: dict[str, Any]) -> str:

@@ -11,9 +11,10 @@ Every problem is collected before raising, so one :class:`TimelineError` lists t
 
 from __future__ import annotations
 
-import difflib
 import math
 from dataclasses import dataclass, replace
+
+from ..errors import did_you_mean
 
 __all__ = ["BUSES", "Event", "Placed", "Scene", "TimelineError", "resolve", "resolve_scenes"]
 
@@ -77,11 +78,6 @@ class TimelineError(ValueError):
         super().__init__("\n".join(self.problems))
 
 
-def _did_you_mean(word: str, options: list[str]) -> str:
-    close = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ""
-
-
 def _num(x: float) -> str:
     return f"{x:g}"
 
@@ -98,7 +94,7 @@ def _check(ev: Event, names: list[str], durations: dict[str, float], problems: l
         problems.append(f"{n}: 'offset' only applies with 'with'")
     for field, ref in (("after", ev.after), ("with", ev.with_)):
         if ref is not None and ref not in names:
-            problems.append(f"{n}: {field} '{ref}' — no such event{_did_you_mean(ref, names)}")
+            problems.append(f"{n}: {field} '{ref}' — no such event{did_you_mean(ref, names)}")
     for field, value in (("at", ev.at), ("gap", ev.gap), ("offset", ev.offset), ("duration", ev.duration),
                          ("gain", ev.gain), ("pan", ev.pan), ("fade_in", ev.fade_in), ("fade_out", ev.fade_out)):
         if value is not None and not math.isfinite(value):
@@ -110,7 +106,7 @@ def _check(ev: Event, names: list[str], durations: dict[str, float], problems: l
     if not -1.0 <= ev.pan <= 1.0:
         problems.append(f"{n}: 'pan' must be within -1 .. 1, got {_num(ev.pan)}")
     if ev.bus not in BUSES:
-        problems.append(f"{n}: unknown bus '{ev.bus}'{_did_you_mean(ev.bus, list(BUSES))}; "
+        problems.append(f"{n}: unknown bus '{ev.bus}'{did_you_mean(ev.bus, BUSES)}; "
                         f"expected one of {', '.join(BUSES)}")
     if ev.duration is not None:
         return ev.duration

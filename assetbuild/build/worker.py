@@ -153,11 +153,11 @@ def process(cache_root: str, job: ProcessJob) -> dict[str, Any]:
         "frames": len(mastered),
         "sample_rate": s.sample_rate,
         "channels": s.channels,
-        "loudness": _round(info["loudness"]),
+        "loudness": round2(info["loudness"]),
         "loudness_mode": info["mode"],
         "loudness_target": s.loudness,
-        "gain_db": _round(info["gain_db"]),
-        "true_peak": _round(info["true_peak"]),
+        "gain_db": round2(info["gain_db"]),
+        "true_peak": round2(info["true_peak"]),
         "true_peak_ceiling": s.true_peak,
         "target_met": bool(info["target_met"]),
         "loop": loop,
@@ -207,7 +207,8 @@ def _speech_files(job: ProcessJob, meta: dict[str, Any], offset: float, audio: A
     return files
 
 
-def _round(x: float) -> float | None:
+def round2(x: float | None) -> float | None:
+    """A measurement for the metadata: 2 decimals, None for missing or non-finite values."""
     return None if x is None or x != x or abs(x) == float("inf") else round(float(x), 2)
 
 

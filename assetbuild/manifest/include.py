@@ -9,7 +9,6 @@ came from, so problems name that file.
 
 from __future__ import annotations
 
-import difflib
 import glob
 import hashlib
 import os
@@ -18,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import Problem
+from ..errors import Problem, did_you_mean
 from .model import KINDS
 
 ENTRY_TABLES = KINDS + ("sequence",)
@@ -100,9 +99,7 @@ def _merge_included(src: Sources, table: dict[str, Any], shown: str) -> None:
             src.problems.append(Problem(shown, "", f"[{key}] belongs in the main manifest; an included file "
                                         "holds entries, [voices] and [lexicon]"))
         elif key not in INCLUDED_TABLES:
-            close = difflib.get_close_matches(key, INCLUDED_TABLES, n=1)
-            src.problems.append(Problem(shown, "", "unknown top-level key" + (
-                f" (did you mean '{close[0]}'?)" if close else ""), key))
+            src.problems.append(Problem(shown, "", "unknown top-level key" + did_you_mean(key, INCLUDED_TABLES), key))
     voices = table.get("voices", {})
     if not isinstance(voices, dict):
         src.problems.append(Problem(shown, "", "expected a table of voices ([voices.NAME])", "voices"))

@@ -6,7 +6,6 @@ naming the file, the entry and the field.
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import os
 import tomllib
@@ -15,7 +14,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from .. import backends
-from ..errors import ManifestError, Problem, UsageError
+from ..errors import ManifestError, Problem, UsageError, did_you_mean
 from . import include, sequence
 from .fields import Field
 from .model import (
@@ -57,10 +56,6 @@ def spread(amount: float, n: int, seed: int) -> list[float]:
     random.Random(seed).shuffle(values)
     return values
 
-
-def did_you_mean(word: str, options: list[str] | tuple[str, ...]) -> str:
-    close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ""
 
 
 def read_toml(path: Path, shown: str) -> tuple[dict[str, Any], bytes]:

@@ -153,7 +153,7 @@ def _default_backend(raw: dict[str, Any]) -> str:
 
 
 def _unknown_voice(name: str, voices: dict[str, Any]) -> str:
-    from ..manifest.load import did_you_mean
+    from ..errors import did_you_mean
 
     known = sorted(v for v in voices if v != REQUEST_VOICE)
     return f"unknown voice '{name}' (voices: {', '.join(known) or 'none defined'})" + did_you_mean(name, known)
