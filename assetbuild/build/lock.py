@@ -60,6 +60,16 @@ def write_if_changed(path: Path, text: str) -> bool:
     return True
 
 
+def signatures(root: Path, files: Any) -> dict[str, Any]:
+    """``{relative path: stat_signature}`` for files under ``root``, as the state file keeps them."""
+    return {rel: stat_signature(root / rel) for rel in files}
+
+
+def unchanged(root: Path, signatures: dict[str, Any]) -> bool:
+    """Every file is still exactly as recorded by :func:`signatures` (size, mtime, inode)."""
+    return all(stat_signature(root / rel) == sig for rel, sig in signatures.items())
+
+
 def stat_signature(path: str | os.PathLike[str]) -> list[int] | None:
     try:
         st = os.stat(path)

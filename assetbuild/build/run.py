@@ -24,11 +24,11 @@ from typing import Any, Iterator
 
 from .. import backends
 from ..errors import UsageError
-from ..export.metadata import SIDECARS, asset_record, record_key, render_assetpack, sidecar_file, sidecar_names
+from ..export.metadata import SIDECARS, asset_record, assetpack_doc, dump_assetpack, record_key, sidecar_file, sidecar_names
 from ..manifest.model import Manifest
 from . import keys
 from .cache import Cache
-from .lock import Lockfile, brief_of, read_json, render_lock, stat_signature, write_if_changed
+from .lock import Lockfile, brief_of, read_json, render_lock, signatures, stat_signature, unchanged, write_if_changed
 from .plan import FRESH, GENERATE, PLACE, PROCESS, Item, Plan, complete, make_plan
 from .worker import CacheMiss, generate_batch, process_job_for, unload
 from .worker import process as process_job
@@ -216,24 +216,25 @@ def _write_results(manifest: Manifest, plan: Plan, result: BuildResult, records:
             manifest, full, old_sequences,
             lambda sid, error: result.failures.append({"id": sid, "error": error, "stage": "sequence"}))
         result.mixed = [sid for sid, st in seq_state.items() if st is not old_sequences.get(sid)]
-    pack = render_assetpack(manifest, list(full.values()), seq_records)
-    write_if_changed(pack_path, pack)
+    doc = assetpack_doc(manifest, list(full.values()), seq_records)
+    write_if_changed(pack_path, dump_assetpack(doc))
     write_if_changed(lock_path, render_lock(new_lock))
     exports = {}
     if manifest.engines:
         from ..export import engines
 
-        view = engines.Pack(manifest.output_dir, json.loads(pack), manifest.prefixes)
+        view = engines.Pack(manifest.output_dir, doc, manifest.prefixes)
         for name in manifest.engines:
             try:
                 written = engines.write(name, view)
             except UsageError as exc:  # e.g. two assets that make the same engine-side name
                 result.failures.append({"id": f"{name} export", "error": str(exc), "stage": "export"})
                 continue
-            exports[name] = {p.relative_to(manifest.output_dir).as_posix(): stat_signature(p) for p in written}
+            exports[name] = signatures(manifest.output_dir, [p.relative_to(manifest.output_dir).as_posix()
+                                                             for p in written])
     for name in set(old_exports) - set(manifest.engines):  # taken out of [export] engines
         shutil.rmtree(manifest.output_dir / name, ignore_errors=True)
-    _write_report(manifest, pack, result)
+    _write_report(manifest, doc, result)
     new_state = {"version": 1, "outputs": outputs_state, "assetpack": stat_signature(pack_path),
                  "manifest": manifest.digest if not result.failures else "",
                  "lock": stat_signature(lock_path), "keys": brief_of(new_lock), "exports": exports,
@@ -242,7 +243,7 @@ def _write_results(manifest: Manifest, plan: Plan, result: BuildResult, records:
     write_if_changed(state_path, _json(new_state))
 
 
-def _write_report(manifest: Manifest, pack: str, result: BuildResult) -> None:
+def _write_report(manifest: Manifest, doc: dict[str, Any], result: BuildResult) -> None:
     """``<output>/report.html``: every asset with its status in this build (docs/report.md)."""
     from ..export import report
 
@@ -250,7 +251,7 @@ def _write_report(manifest: Manifest, pack: str, result: BuildResult) -> None:
     status = {aid: "processed" for aid in result.processed_ids}
     status.update((aid, "generated") for aid in result.generated_ids)
     status.update((aid, "failed") for aid in failed)
-    report.write(manifest.output_dir, json.loads(pack), status, result.failures,
+    report.write(manifest.output_dir, doc, status, result.failures,
                  manifest.root / ".assetbuild" / "waveforms")
 
 
@@ -259,14 +260,14 @@ def _sequences_fresh(manifest: Manifest, state: dict[str, Any]) -> bool:
     files are still the ones it wrote."""
     done = state.get("sequences") or {}
     return sorted(done) == sorted(s.id for s in manifest.sequences) and all(
-        stat_signature(manifest.output_dir / rel) == sig for d in done.values() for rel, sig in d["files"].items())
+        unchanged(manifest.output_dir, d["files"]) for d in done.values())
 
 
 def _exports_fresh(manifest: Manifest, state: dict[str, Any]) -> bool:
     """The engine exports the manifest asks for are the files the last build wrote."""
     exports = state.get("exports") or {}
     return sorted(exports) == sorted(manifest.engines) and all(
-        stat_signature(manifest.output_dir / rel) == sig for files in exports.values() for rel, sig in files.items())
+        unchanged(manifest.output_dir, files) for files in exports.values())
 
 
 def _lock_entry(item: Item, built: dict[str, Any], old: dict[str, Any] | None) -> dict[str, Any]:
@@ -585,8 +586,6 @@ def _one_line(exc: BaseException) -> str:
 
 
 def _json(obj: Any) -> str:
-    import json
-
     return json.dumps(obj, sort_keys=True, separators=(",", ":")) + "\n"
 
 

@@ -18,7 +18,7 @@ import numpy as np
 from ..manifest.model import Manifest
 from ..manifest.sequence import Sequence, events_of
 from . import timeline
-from .lock import stat_signature
+from .lock import atomic_write_text, signatures, unchanged
 from .worker import round2
 
 SEQUENCE_VERSION = 1
@@ -62,8 +62,7 @@ def build_all(manifest: Manifest, records: dict[str, dict[str, Any]], previous: 
                 state[seq.id] = old
             continue
         key = sequence_key(manifest, seq, {n: recs[n]["sha256"] for n in names})
-        if old and old.get("key") == key and all(stat_signature(out_dir / rel) == sig
-                                                  for rel, sig in old.get("files", {}).items()):
+        if old and old.get("key") == key and unchanged(out_dir, old.get("files", {})):
             out_records.append(old["record"])
             state[seq.id] = old
             continue
@@ -79,7 +78,7 @@ def build_all(manifest: Manifest, records: dict[str, dict[str, Any]], previous: 
         for rel in set(old.get("files", {}) if old else ()) - set(written):  # e.g. a bus it no longer uses
             (out_dir / rel).unlink(missing_ok=True)
         state[seq.id] = {"key": key, "record": record,
-                         "files": {rel: stat_signature(out_dir / rel) for rel in written}}
+                         "files": signatures(out_dir, written)}
         out_records.append(record)
     for seq_id, old in previous.items():  # sequences no longer in the manifest
         if seq_id not in state and seq_id not in {s.id for s in manifest.sequences}:
@@ -136,8 +135,8 @@ def render(manifest: Manifest, seq: Sequence, recs: dict[str, dict[str, Any]],
                  if w["start"] < p.end - p.start]
         cues += subtitles.cues(rec.get("text") or "", words, p.end)
     cues.sort(key=lambda c: c.start)
-    _write(out_dir / files["srt"], lambda path: Path(path).write_text(subtitles.render_srt(cues), encoding="utf-8"))
-    _write(out_dir / files["vtt"], lambda path: Path(path).write_text(subtitles.render_vtt(cues), encoding="utf-8"))
+    atomic_write_text(out_dir / files["srt"], subtitles.render_srt(cues))
+    atomic_write_text(out_dir / files["vtt"], subtitles.render_vtt(cues))
 
     return {
         "id": seq.id,

@@ -78,8 +78,13 @@ def record_key(record: dict[str, Any]) -> str:
     return f"{record['locale']}/{record['id']}" if record.get("locale") else record["id"]
 
 
-def render_assetpack(manifest: Manifest, records: list[dict[str, Any]],
-                     sequences: list[dict[str, Any]] | None = None) -> str:
+def dump_assetpack(doc: dict[str, Any]) -> str:
+    return json.dumps(doc, indent=1, ensure_ascii=False) + "\n"
+
+
+def assetpack_doc(manifest: Manifest, records: list[dict[str, Any]],
+                  sequences: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The assetpack.json document (records sorted by kind, id and locale; groups; sequences)."""
     order = {"dialogue": 0, "ambience": 1, "music": 2, "sfx": 3}
     assets = sorted(records, key=lambda r: (order[r["kind"]], r["id"], r.get("locale") or ""))
     groups: dict[str, list[str]] = {}
@@ -95,4 +100,4 @@ def render_assetpack(manifest: Manifest, records: list[dict[str, Any]],
     }
     if sequences:
         doc["sequences"] = sorted(sequences, key=lambda r: r["id"])
-    return json.dumps(doc, indent=1, ensure_ascii=False) + "\n"
+    return doc
