@@ -263,11 +263,15 @@ class Watch:
         hits = [os.fsdecode(p) for p in paths if p and targets.relevant(os.fsdecode(p), event.is_directory)]
         if not hits:
             return
+        self._add_pending(hits)
+
+    def _add_pending(self, paths: Any) -> None:
+        """Note changed paths (from watchdog's thread or ours) and wake the rebuild loop."""
         now = time.monotonic()
         with self.lock:
             if not self.pending:
                 self.first_event = now
-            self.pending.update(hits)
+            self.pending.update(paths)
             self.last_event = now
         self.wake.set()
 
@@ -375,13 +379,7 @@ class Watch:
         new = {os.path.realpath(m) for p in manifest.include_patterns
                for m in glob.glob(p, recursive=True) if os.path.isfile(m)} - read
         if new:
-            now = time.monotonic()
-            with self.lock:
-                if not self.pending:
-                    self.first_event = now
-                self.pending.update(new)
-                self.last_event = now
-            self.wake.set()
+            self._add_pending(new)
 
     def _targets_on_error(self) -> Targets:
         files = _sources_despite_errors(self.path) | set(self.targets.files)

@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -40,6 +41,20 @@ id = "coin"
 prompt = "coin pickup"
 variations = 2
 """
+
+
+def plugin_site(root: Path, module: str, source: str, backends: dict[str, str]) -> dict[str, str]:
+    """A folder with a backend plugin: ``module``.py holding ``source``, registered under the
+    `assetbuild.backends` entry-point group (``backends``: name -> "module:Class"). Returns the
+    environment for ``Project.run`` that puts it on the path."""
+    site = root / "site"
+    dist = site / f"{module}-1.0.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {module}\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text(
+        "[assetbuild.backends]\n" + "".join(f"{name} = {target}\n" for name, target in backends.items()))
+    (site / f"{module}.py").write_text(textwrap.dedent(source))
+    return {"PYTHONPATH": str(site) + os.pathsep + os.environ.get("PYTHONPATH", "")}
 
 
 class Project:

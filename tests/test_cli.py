@@ -6,9 +6,8 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 
-from conftest import Project
+from conftest import Project, plugin_site
 
 
 def test_init_writes_a_manifest_that_builds(tmp_path):
@@ -81,12 +80,7 @@ def test_backends_lists_builtins(project):
 
 def test_third_party_backend_via_entry_point(tmp_path):
     """A backend registered under the `assetbuild.backends` entry-point group is found and used."""
-    site = tmp_path / "site"
-    (site / "toybackend-1.0.dist-info").mkdir(parents=True)
-    (site / "toybackend-1.0.dist-info" / "METADATA").write_text("Metadata-Version: 2.1\nName: toybackend\nVersion: 1.0\n")
-    (site / "toybackend-1.0.dist-info" / "entry_points.txt").write_text(
-        "[assetbuild.backends]\ntoy = toybackend:Toy\n")
-    (site / "toybackend.py").write_text(textwrap.dedent("""
+    env = plugin_site(tmp_path, "toybackend", """
         import numpy as np
         from assetbuild.backends.base import Result
         class Toy:
@@ -99,9 +93,8 @@ def test_third_party_backend_via_entry_point(tmp_path):
                 t = np.arange(4800) / 48000
                 return [Result((0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), 48000, {"generator": "sine"})
                         for r in requests]
-    """))
+    """, {"toy": "toybackend:Toy"})
     p = Project(tmp_path, '[[sfx]]\nid = "beep"\nprompt = "beep"\nbackend = "toy"\n')
-    env = {"PYTHONPATH": str(site) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     proc = p.run("backends", env=env)
     assert "toy" in proc.stdout and "available" in proc.stdout
     proc = p.run("build", "--json", env=env)
@@ -117,13 +110,8 @@ def test_python_dash_m_and_version():
 
 def test_heavy_backends_run_one_model_at_a_time(tmp_path):
     """Non-parallel backends: grouped per backend, loaded once, unloaded before the next loads."""
-    site = tmp_path / "site"
-    dist = site / "heavy-1.0.dist-info"
-    dist.mkdir(parents=True)
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: heavy\nVersion: 1.0\n")
-    (dist / "entry_points.txt").write_text("[assetbuild.backends]\nbig_a = heavy:A\nbig_b = heavy:B\n")
     log = tmp_path / "events.log"
-    (site / "heavy.py").write_text(textwrap.dedent(f"""
+    env = plugin_site(tmp_path, "heavy", f"""
         import numpy as np
         from assetbuild.backends.base import Result
         LOG = {str(log)!r}
@@ -142,10 +130,9 @@ def test_heavy_backends_run_one_model_at_a_time(tmp_path):
                 return [Result((0.3 * np.sin(2 * np.pi * 300 * t)).astype(np.float32), 48000) for r in requests]
         class B(A):
             name = "big_b"
-    """))
+    """, {"big_a": "heavy:A", "big_b": "heavy:B"})
     entries = "".join(f'[[sfx]]\nid = "{b}_{i}"\nprompt = "x"\nbackend = "big_{b}"\n' for b in "ab" for i in range(3))
     p = Project(tmp_path, entries)
-    env = {"PYTHONPATH": str(site) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     proc = p.run("build", "--json", env=env)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["generated"] == 6

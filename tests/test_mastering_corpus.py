@@ -198,16 +198,10 @@ def test_build_fails_a_silent_entry_and_reports_a_missed_target(tmp_path):
     """End to end: near-silent generated audio fails its entry (the others still build), and a
     click that cannot reach its target under the ceiling is built and reported."""
     import json
-    import os
-    import textwrap
 
-    from conftest import Project
+    from conftest import Project, plugin_site
 
-    site = tmp_path / "site"
-    (site / "quiet-1.0.dist-info").mkdir(parents=True)
-    (site / "quiet-1.0.dist-info" / "METADATA").write_text("Metadata-Version: 2.1\nName: quiet\nVersion: 1.0\n")
-    (site / "quiet-1.0.dist-info" / "entry_points.txt").write_text("[assetbuild.backends]\nquiet = quietbackend:Quiet\n")
-    (site / "quietbackend.py").write_text(textwrap.dedent("""
+    env = plugin_site(tmp_path, "quietbackend", """
         import numpy as np
         from assetbuild.backends.base import Result
         class Quiet:
@@ -225,11 +219,10 @@ def test_build_fails_a_silent_entry_and_reports_a_missed_target(tmp_path):
                         a = np.zeros(4800); a[100:196] = np.hanning(96)
                     out.append(Result(a.astype(np.float32), 48000, {}))
                 return out
-    """))
+    """, {"quiet": "quietbackend:Quiet"})
     p = Project(tmp_path, '[[sfx]]\nid = "hush"\nprompt = "nothing"\nbackend = "quiet"\n\n'
                           '[[sfx]]\nid = "click"\nprompt = "click"\nbackend = "quiet"\n\n'
                           '[[sfx]]\nid = "coin"\nprompt = "coin pickup"\n')
-    env = {"PYTHONPATH": str(site) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     proc = p.run("build", "--json", env=env)
     assert proc.returncode == 1, proc.stderr
     summary = json.loads(proc.stdout)

@@ -158,7 +158,9 @@ def test_preview_renders_one_sequence_aside_and_prints_its_timeline(tmp_path):
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert lines[0].startswith("cut: 14.000 s")
-    assert any(line.split()[:4] == ["1.250", "-", line.split()[2], "l1"] for line in lines)
+    rows = {line.split()[3]: line.split() for line in lines[1:] if len(line.split()) >= 6}
+    assert rows["l1"][:2] == ["1.250", "-"] and rows["l1"][4:] == ["dialogue", "l1"]
+X
     preview = tmp_path / ".assetbuild" / "preview" / "cut"
     assert (preview / "sequences" / "cut.wav").is_file() and not (preview / "sfx" / "other.wav").exists()
     assert not p.out.exists()  # the real output is untouched
