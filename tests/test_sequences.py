@@ -160,7 +160,7 @@ def test_preview_renders_one_sequence_aside_and_prints_its_timeline(tmp_path):
     assert lines[0].startswith("cut: 14.000 s")
     rows = {line.split()[3]: line.split() for line in lines[1:] if len(line.split()) >= 6}
     assert rows["l1"][:2] == ["1.250", "-"] and rows["l1"][4:] == ["dialogue", "l1"]
-X
+    assert abs(float(rows["l2"][0]) - (float(rows["l1"][2]) + 0.5)) < 0.0015  # after l1's end, plus the gap
     preview = tmp_path / ".assetbuild" / "preview" / "cut"
     assert (preview / "sequences" / "cut.wav").is_file() and not (preview / "sfx" / "other.wav").exists()
     assert not p.out.exists()  # the real output is untouched
