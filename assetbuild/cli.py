@@ -155,13 +155,14 @@ def clean(manifest: str, profile: str | None) -> None:
     from .build.lock import read_lock
     from .build.run import project_paths
     from .export.metadata import SIDECARS, sidecar_file
+    from .export.metadata import REPORT
     from .manifest.model import ENGINES
 
     m = _load(manifest, profile=profile)
     _, lock_path, state_path = project_paths(m, None)
     removed = 0
     mains = [a.get("file", "") for a in read_lock(lock_path).values()]
-    files = [*mains, *(sidecar_file(f, n) for f in mains if f for n in SIDECARS), "assetpack.json", "report.html"]
+    files = [*mains, *(sidecar_file(f, n) for f in mains if f for n in SIDECARS), "assetpack.json", REPORT]
     for rel in files:
         path = m.output_dir / rel
         if rel and path.is_file():

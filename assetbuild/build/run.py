@@ -24,7 +24,8 @@ from typing import Any, Iterator
 
 from .. import backends
 from ..errors import UsageError
-from ..export.metadata import SIDECARS, asset_record, assetpack_doc, dump_assetpack, record_key, sidecar_file, sidecar_names
+from ..export.metadata import (REPORT, SIDECARS, asset_record, assetpack_doc, dump_assetpack, record_key, sidecar_file,
+                               sidecar_names)
 from ..manifest.model import Manifest
 from . import keys
 from .cache import Cache
@@ -140,7 +141,8 @@ def build(manifest: Manifest, options: Options, on_event: Event = lambda kind, d
         if (not plan.removed and all(i.action == FRESH for i in plan.items)
                 and state.get("manifest") == manifest.digest and state.get("assetpack") == stat_signature(pack_path)
                 and state.get("fingerprints") == plan.fingerprints  # same code and backends as then
-                and _exports_fresh(manifest, state) and _sequences_fresh(manifest, state) and (manifest.output_dir / "report.html").is_file()):
+                and _exports_fresh(manifest, state) and _sequences_fresh(manifest, state)
+                and (manifest.output_dir / REPORT).is_file()):
             # Nothing to do, and the metadata was written from these very manifest bytes.
             result.seconds = time.perf_counter() - start
             on_event("finish", result.summary())

@@ -11,6 +11,7 @@ from typing import Any
 from ..manifest.model import EXTENSIONS, Asset, Manifest
 
 SCHEMA_VERSION = 1
+REPORT = "report.html"  # the build report, beside assetpack.json (export/report.py)
 
 # Files written beside an asset's main file, by name in the process record's "sidecars": a
 # dialogue line's subtitles and lip-sync, and the asset in its other formats.

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Iterable
 
+from .metadata import REPORT
+
 SUMS = "SHA256SUMS"
 _EPOCH = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip entry can hold
 _CHUNK = 1 << 20
@@ -35,7 +37,7 @@ class Report:
 
 # The build report describes one build on one machine (what was generated or reused there), so
 # it is not part of what a pack delivers; with it, the same tree could give different zips.
-LEFT_OUT = {"report.html"}
+LEFT_OUT = {REPORT}
 
 
 def tree_files(root: Path) -> list[str]:

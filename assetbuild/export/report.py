@@ -24,8 +24,8 @@ from typing import Any, Iterable, Mapping
 from urllib.parse import quote
 
 from ..build.lock import write_if_changed
+from .metadata import REPORT
 
-REPORT = "report.html"
 COLUMNS = 256  # waveform columns (at most)
 HEIGHT = 64  # waveform height in SVG units; the centre line is HEIGHT / 2
 WAVE_FORMAT = 1  # bump when the cached waveform changes meaning

@@ -15,7 +15,7 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from .. import __version__
-from ..export.metadata import record_key
+from ..export.metadata import REPORT, record_key
 from . import adhoc, events, info, stream
 from .auth import BearerAuth
 from .builds import BuildBusy, BuildRunner
@@ -185,7 +185,7 @@ def create_app(manifest_path: str | Path, *, token: str | None = None, limits: L
 
     @app.get("/report", response_class=HTMLResponse, responses={404: {"description": "not built yet"}})
     def report() -> HTMLResponse:
-        path = output_dir() / "report.html"
+        path = output_dir() / REPORT
         if not path.is_file():
             raise HTTPException(404, "no report yet; POST /build")
         # Its players name files relative to the output folder, which is served under /files/.
