@@ -15,19 +15,15 @@ import threading
 import time
 from pathlib import Path
 
+import httpx
 import pytest
+import soundfile as sf
+import uvicorn
 
-pytest.importorskip("fastapi")
-pytest.importorskip("uvicorn")
-httpx = pytest.importorskip("httpx")
+from assetbuild.server import create_app
+from assetbuild.server.limits import Limits
 
-import soundfile as sf  # noqa: E402
-import uvicorn  # noqa: E402
-
-from assetbuild.server import create_app  # noqa: E402
-from assetbuild.server.limits import Limits  # noqa: E402
-
-from conftest import LOCALISED, SMALL, Project  # noqa: E402
+from conftest import LOCALISED, SMALL, Project
 
 START_TIMEOUT = 60.0
 BUILD_TIMEOUT = 180.0

@@ -22,20 +22,15 @@ import collections
 import time
 
 import pytest
+import requests
+import schemathesis
+from hypothesis import HealthCheck, settings
+from schemathesis.checks import not_a_server_error
 
-pytest.importorskip("fastapi")
-pytest.importorskip("uvicorn")
-pytest.importorskip("httpx")
-schemathesis = pytest.importorskip("schemathesis")
-requests = pytest.importorskip("requests")
+from assetbuild.server.limits import Limits
 
-from hypothesis import HealthCheck, settings  # noqa: E402
-from schemathesis.checks import not_a_server_error  # noqa: E402
-
-from assetbuild.server.limits import Limits  # noqa: E402
-
-from conftest import SMALL, Project  # noqa: E402
-from test_server import BUILD_TIMEOUT, Served  # noqa: E402
+from conftest import SMALL, Project
+from test_server import BUILD_TIMEOUT, Served
 
 # Generated cases per operation (on top of its examples and coverage cases). Synthesis is the
 # slow one: each valid case is a real eSpeak line through the mastering chain, tens of ms.

@@ -11,21 +11,15 @@ import threading
 import time
 
 import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-pytest.importorskip("fastapi")
-pytest.importorskip("uvicorn")
-pytest.importorskip("httpx")
-pytest.importorskip("websockets")
+from assetbuild.server.events import EventHub
+from assetbuild.server.limits import Limits
+from assetbuild.server.stream import char_times, split_ready
 
-from websockets.asyncio.client import connect  # noqa: E402
-from websockets.exceptions import ConnectionClosed, InvalidStatus  # noqa: E402
-
-from assetbuild.server.events import EventHub  # noqa: E402
-from assetbuild.server.limits import Limits  # noqa: E402
-from assetbuild.server.stream import char_times, split_ready  # noqa: E402
-
-from conftest import SMALL, Project  # noqa: E402
-from test_server import BUILD_TIMEOUT, Served  # noqa: E402
+from conftest import SMALL, Project
+from test_server import BUILD_TIMEOUT, Served
 
 WAIT = 60.0  # seconds any one message may take
 
