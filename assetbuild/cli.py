@@ -59,6 +59,24 @@ profile_opt = click.option("--profile", metavar="NAME",
                                 "generated audio.")
 
 
+def _set_env(name: str):
+    # Through the environment, so worker processes and every backend see the same choice.
+    def callback(ctx: click.Context, param: click.Parameter, value):
+        if value:
+            os.environ[name] = "1" if value is True else value
+    return callback
+
+
+def model_opts(f):
+    """--device and --allow-download, for the commands that run neural backends."""
+    f = click.option("--allow-download", is_flag=True, expose_value=False,
+                     callback=_set_env("ASSETBUILD_ALLOW_DOWNLOAD"),
+                     help="Download missing model weights (default: never; see `assetbuild models`).")(f)
+    return click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), expose_value=False,
+                        callback=_set_env("ASSETBUILD_DEVICE"), envvar="ASSETBUILD_DEVICE",
+                        help="Where neural models run (default auto: CUDA, then MPS, then CPU).")(f)
+
+
 def _load(manifest: str, quiet: bool = False, profile: str | None = None):
     from .errors import UsageError
     from .manifest import load
@@ -81,10 +99,16 @@ def _load(manifest: str, quiet: bool = False, profile: str | None = None):
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
 @click.option("-j", "--jobs", type=click.IntRange(min=1), help="Worker processes (default: one per core).")
 @click.option("--copy", is_flag=True, help="Copy outputs instead of hardlinking them from the cache.")
+@click.option("--commercial", is_flag=True,
+              help="Fail (exit 2), naming the entries, if any asset would come from a model whose licence "
+                   "does not allow commercial use.")
+@click.option("--max-characters", type=click.IntRange(min=0), metavar="N",
+              help="Fail (exit 2) if the build would send more than N characters to a paid service.")
+@model_opts
 @profile_opt
 @cache_opt
-def build(manifest: str, locked: bool, as_json: bool, quiet: bool, jobs: int | None, copy: bool,
-          profile: str | None, cache_dir: str | None) -> None:
+def build(manifest: str, locked: bool, as_json: bool, quiet: bool, jobs: int | None, copy: bool, commercial: bool,
+          max_characters: int | None, profile: str | None, cache_dir: str | None) -> None:
     """Generate, master and export every asset in MANIFEST that changed."""
     from .build.run import Options
     from .build.run import build as run_build
@@ -93,7 +117,8 @@ def build(manifest: str, locked: bool, as_json: bool, quiet: bool, jobs: int | N
 
     m = _load(manifest, quiet=quiet, profile=profile)
     reporter = Reporter(quiet=quiet or as_json, stream=sys.stderr)
-    options = Options(cache_dir=Path(cache_dir) if cache_dir else None, jobs=jobs or 0, copy=copy, locked=locked)
+    options = Options(cache_dir=Path(cache_dir) if cache_dir else None, jobs=jobs or 0, copy=copy, locked=locked,
+                      commercial=commercial, max_characters=max_characters)
     try:
         with reporter:
             result = run_build(m, options, reporter.event)
@@ -123,6 +148,7 @@ def build(manifest: str, locked: bool, as_json: bool, quiet: bool, jobs: int | N
 @main.command()
 @manifest_arg
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
+@model_opts
 @profile_opt
 @cache_opt
 def plan(manifest: str, as_json: bool, profile: str | None, cache_dir: str | None) -> None:
@@ -145,6 +171,8 @@ def plan(manifest: str, as_json: bool, profile: str | None, cache_dir: str | Non
     click.echo(f"{totals['entries']} assets: {totals['generate']} to generate, {totals['process']} to re-process, "
                f"{totals['place']} to restore from cache, {totals['fresh']} up to date, {totals['remove']} to remove; "
                f"{totals['characters']} characters of speech, about {totals['seconds']:g} s of audio to generate")
+    if totals["billed_characters"]:
+        click.echo(f"{totals['billed_characters']} characters will be billed by a paid service")
 
 
 @main.command()
@@ -297,6 +325,7 @@ def verify(pack: str, as_json: bool) -> None:
 @click.option("--copy", is_flag=True, help="Copy outputs instead of hardlinking them from the cache.")
 @click.option("--debounce", type=click.FloatRange(min=0), default=0.1, show_default=True, metavar="SECONDS",
               help="Quiet time after the last change before rebuilding.")
+@model_opts
 @profile_opt
 @cache_opt
 def watch(manifest: str, as_json: bool, quiet: bool, jobs: int | None, copy: bool, debounce: float,
@@ -395,6 +424,7 @@ def cache_gc(manifest: str, cache_dir: str | None) -> None:
 @click.option("-j", "--jobs", type=click.IntRange(min=1), help="Worker processes (default: up to 4).")
 @click.option("--cors-origin", "cors", multiple=True, metavar="ORIGIN",
               help="Let a web page from ORIGIN call the server (repeat for several; default: none).")
+@model_opts
 @cache_opt
 def serve(manifest: str, host: str, port: int, token: str | None, jobs: int | None, cors: tuple[str, ...],
           cache_dir: str | None) -> None:
@@ -438,6 +468,56 @@ def backends(as_json: bool) -> None:
     for r in rows:
         status = "available" if r["available"] else f"unavailable: {r['reason']}"
         click.echo(f"{r['name']:<12} {', '.join(r['kinds']):<24} {status}")
+
+
+@main.group("models", invoke_without_command=True)
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@click.pass_context
+def models_cmd(ctx: click.Context, as_json: bool) -> None:
+    """List known models: size, licence of the weights, and whether they are on this machine.
+
+    Builds never download weights; `assetbuild models pull NAME` does (or `build --allow-download`).
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from .models.store import status_rows
+
+    rows = status_rows()
+    if as_json:
+        click.echo(json.dumps(rows))
+        return
+    for r in rows:
+        here = ", ".join(f"{impl}: {'present' if ok else 'missing'}" for impl, ok in r["present"].items())
+        terms = r["licence"] + ("" if r["commercial"] else " (non-commercial)")
+        click.echo(f"{r['name']:<18} {r['backend']:<10} {r['size_text']:>8}  {terms:<30} {here}")
+
+
+@models_cmd.command("pull")
+@click.argument("name")
+@click.option("--implementation", type=click.Choice(["transformers", "audiocraft"]), default="transformers",
+              show_default=True, help="Which weights layout to fetch (MusicGen has both).")
+def models_pull(name: str, implementation: str) -> None:
+    """Download model NAME (a known name or a Hugging Face repo id) into the Hugging Face cache,
+    with the models it needs (text encoder, vocoder)."""
+    from .backends.base import BackendUnavailable
+    from .errors import UsageError
+    from .models.catalog import KNOWN, find
+    from .models.store import is_path, pull
+
+    if is_path(name) or (find(name) is None and "/" not in name):
+        close = difflib.get_close_matches(name, list(KNOWN), n=1)
+        hint = f" Did you mean '{close[0]}'?" if close else ""
+        _fail_usage(UsageError(f"unknown model '{name}': give a name from `assetbuild models` or a hub repo id.{hint}"))
+    try:
+        paths = pull(name, implementation)
+    except BackendUnavailable as exc:
+        _fail_usage(UsageError(str(exc)))
+    except Exception as exc:  # network, authentication (gated repos), disk full
+        click.echo(f"error: could not download {name}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
+                   err=True)
+        sys.exit(1)
+    for path in paths:
+        click.echo(f"{path}", err=True)
 
 
 @main.command()

@@ -56,6 +56,8 @@ class Reporter:
             parts.append(f"{s['removed']} removed")
         if s["failed"]:
             parts.append(f"{s['failed']} failed")
+        if s.get("billed_characters"):
+            parts.append(f"{s['billed_characters']} characters billed")
         self._print("; ".join(parts) + f" ({s['seconds']:.1f} s)", force=True)
 
     def _advance(self, description: str) -> None:

@@ -43,6 +43,29 @@ variations = 2
 """
 
 
+# No test touches the network: hub libraries stay offline, no proxy is used, and every Python
+# process (this one and the builds and servers tests start) loads tests/netguard, which refuses
+# and logs any connection or name lookup outside loopback; `no_network` fails the test that did.
+NET_LOG = Path(os.environ.setdefault("ASSETBUILD_NET_LOG", str(Path(
+    os.environ.get("TMPDIR", "/tmp")) / f"assetbuild-net-{os.getpid()}.log")))
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+for _proxy in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+    os.environ.pop(_proxy, None)
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO / "tests" / "netguard"),
+                                                         os.environ.get("PYTHONPATH")]))
+sys.path.insert(0, str(REPO / "tests" / "netguard"))
+import sitecustomize  # noqa: E402,F401  (the guard, in this process too)
+
+
+@pytest.fixture(autouse=True)
+def no_network():
+    before = NET_LOG.read_text() if NET_LOG.exists() else ""
+    yield
+    after = NET_LOG.read_text() if NET_LOG.exists() else ""
+    assert after == before, "network access outside loopback attempted: " + after[len(before):]
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     """With ASSETBUILD_NO_SKIPS=1 (set by .ci/run, which installs every test prerequisite), a

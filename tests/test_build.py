@@ -195,10 +195,10 @@ def test_core_never_imports_ml_libraries(project, tmp_path_factory):
     assert project.run("--help", env=env).returncode == 0
     assert project.run("backends", env=env).returncode == 0
     assert not log.exists(), "heavy imports attempted: " + log.read_text()
-    # the spy itself works: an attempted import is recorded even though it fails
+    # the spy itself works: an attempted import is recorded (whether or not torch is installed)
     subprocess.run([sys.executable, "-c", "import importlib\ntry: importlib.import_module('torch')\nexcept ImportError: pass"],
                    env=dict(os.environ, **env), timeout=60)
-    assert log.read_text().split() == ["torch"]
+    assert log.read_text().split()[0] == "torch"
     proc = subprocess.run([sys.executable, "-c", "import sys\nfrom assetbuild.cli import main\n"
                            "try: main(['--help'])\nexcept SystemExit: pass\n"
                            "assert 'numpy' not in sys.modules, 'numpy imported by --help'"],

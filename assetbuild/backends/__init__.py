@@ -18,8 +18,14 @@ __all__ = ["Backend", "BackendUnavailable", "Request", "Result", "names", "get",
 ENTRY_POINT_GROUP = "assetbuild.backends"
 
 BUILTIN = {
+    "audiogen": "assetbuild.backends.audiogen:AudioGenBackend",
+    "bark": "assetbuild.backends.bark:BarkBackend",
+    "elevenlabs": "assetbuild.backends.elevenlabs:ElevenLabsBackend",
     "espeak": "assetbuild.backends.espeak:EspeakBackend",
+    "mms": "assetbuild.backends.mms:MmsBackend",
+    "musicgen": "assetbuild.backends.musicgen:MusicGenBackend",
     "procedural": "assetbuild.backends.procedural:ProceduralBackend",
+    "speecht5": "assetbuild.backends.speecht5:SpeechT5Backend",
 }
 
 
@@ -53,6 +59,16 @@ def create(name: str) -> Backend:
     if name not in _instances:
         _instances[name] = get(name)()
     return _instances[name]
+
+
+UNKNOWN_LICENCE = {"name": "unknown", "commercial": False}
+
+
+def licence_of(backend: Backend, request: Request) -> dict[str, Any]:
+    """Terms of the model behind ``request``: {"name", "commercial", ...}. A backend without a
+    ``licence`` method is reported as unknown, which ``build --commercial`` does not accept."""
+    method = getattr(backend, "licence", None)
+    return dict(method(request)) if method else dict(UNKNOWN_LICENCE)
 
 
 def status_rows() -> list[dict[str, Any]]:

@@ -18,7 +18,7 @@ from ..manifest.fields import Field
 
 @dataclass(frozen=True)
 class Request:
-    """One asset to generate. Everything in here is part of the generate cache key."""
+    """One asset to generate. Everything in here but ``base_dir`` is part of the generate cache key."""
 
     id: str
     kind: str  # dialogue | ambience | music | sfx
@@ -34,6 +34,12 @@ class Request:
     lexicon: dict[str, dict[str, str]] = field(default_factory=dict)
     # Backend settings: the voice table (dialogue) merged with per-entry overrides.
     settings: dict[str, Any] = field(default_factory=dict)
+    # Neighbouring lines of the same voice, {"previous_text", "next_text"}, filled only for
+    # backends that declare ``uses_context = True`` (ElevenLabs uses them for continuity).
+    context: dict[str, str] = field(default_factory=dict)
+    # Not an input: the manifest's folder, which relative paths in ``settings`` (model folders,
+    # voice presets) are resolved from. Backends key such files by content in ``fingerprint``.
+    base_dir: str = field(default="", compare=False)
 
 
 @dataclass

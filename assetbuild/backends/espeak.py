@@ -161,6 +161,10 @@ class EspeakBackend:
     def fingerprint(self, request: Request) -> dict[str, Any]:
         return {"backend": self.name, "version": self.VERSION, "engine": _engine_version()}
 
+    def licence(self, request: Request) -> dict[str, Any]:
+        # The GPL covers eSpeak NG's code, not the speech it outputs.
+        return {"name": "eSpeak NG (GPL-3.0-or-later engine; output unrestricted)", "commercial": True}
+
     def load(self) -> None:
         from . import _espeak_ctypes as ec
 

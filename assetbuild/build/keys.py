@@ -54,7 +54,7 @@ def digest(obj: Any) -> str:
     return hashlib.sha256(canonical(obj)).hexdigest()
 
 
-def generate_inputs(asset: Asset, fingerprint: dict[str, Any]) -> dict[str, Any]:
+def generate_inputs(asset: Asset, fingerprint: dict[str, Any], context: dict[str, str] | None = None) -> dict[str, Any]:
     fields = _KIND_FIELDS[asset.kind]
     inputs = {k: v for k, v in asset.values.items()
               if k not in _NOT_INPUTS and fields.get(k) is not None and fields[k].stage == GENERATE}
@@ -71,6 +71,8 @@ def generate_inputs(asset: Asset, fingerprint: dict[str, Any]) -> dict[str, Any]
         inputs["locale"] = asset.fallback_from or asset.locale
     if asset.lexicon:
         inputs["lexicon"] = asset.lexicon
+    if context:  # neighbouring lines, for backends that condition on them
+        inputs["context"] = context
     return inputs
 
 

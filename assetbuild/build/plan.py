@@ -36,6 +36,7 @@ class Item:
     action: str = FRESH
     reasons: list[str] = field(default_factory=list)
     fingerprint: dict[str, Any] | None = None  # the backend's, for inputs computed later (see complete)
+    licence: dict[str, Any] | None = None  # terms of the model behind it (recorded in assetpack.json)
 
 
 @dataclass
@@ -51,6 +52,8 @@ class Plan:
     def totals(self) -> dict[str, Any]:
         gen = self.with_action(GENERATE)
         chars = sum(len(i.request.text or "") for i in gen)
+        # Characters a paid service bills for (backends that say ``billed = True``).
+        billed = sum(len(i.request.text or "") for i in gen if getattr(backends.get(i.asset.backend), "billed", False))
         seconds = sum(i.request.duration or 0.0 for i in gen if i.request.kind != "dialogue")
         seconds += sum(len(i.request.text or "") / CHARS_PER_SECOND for i in gen if i.request.kind == "dialogue")
         return {
@@ -61,16 +64,38 @@ class Plan:
             "fresh": len(self.with_action(FRESH)),
             "remove": len(self.removed),
             "characters": chars,
+            "billed_characters": billed,
             "seconds": round(seconds, 1),
         }
 
 
-def request_for(asset: Asset) -> Request:
+def request_for(asset: Asset, context: dict[str, str] | None = None, base_dir: str = "") -> Request:
     v = asset.values
     return Request(id=asset.id, kind=asset.kind, seed=asset.seed, text=v.get("text"), prompt=v.get("prompt"),
                    duration=v.get("duration"), loop=bool(v.get("loop", False)), emotion=v.get("emotion"),
                    locale=asset.fallback_from or asset.locale, ssml=bool(v.get("ssml", False)),
-                   lexicon=dict(asset.lexicon), settings=dict(asset.settings))
+                   lexicon=dict(asset.lexicon), settings=dict(asset.settings), context=dict(context or {}),
+                   base_dir=base_dir)
+
+
+def contexts(assets: list[Asset]) -> dict[str, dict[str, str]]:
+    """For backends with ``uses_context``: each dialogue line's neighbours of the same voice and
+    locale in manifest order ({"previous_text", "next_text"}), so a service can keep the
+    delivery continuous. Takes of one entry share their entry's neighbours."""
+    lines: dict[tuple[Any, ...], list[Asset]] = {}
+    for a in assets:
+        if a.kind == "dialogue" and a.take in (None, 1) and getattr(backends.get(a.backend), "uses_context", False):
+            lines.setdefault((a.backend, a.voice, a.locale), []).append(a)
+    by_entry: dict[tuple[str, Any], dict[str, str]] = {}
+    for group in lines.values():
+        for n, a in enumerate(group):
+            ctx = {}
+            if n > 0:
+                ctx["previous_text"] = group[n - 1].values.get("text") or ""
+            if n + 1 < len(group):
+                ctx["next_text"] = group[n + 1].values.get("text") or ""
+            by_entry[(a.entry_id, a.locale)] = ctx
+    return {a.id: by_entry[(a.entry_id, a.locale)] for a in assets if (a.entry_id, a.locale) in by_entry}
 
 
 def output_file(asset: Asset) -> str:
@@ -84,13 +109,18 @@ def make_plan(manifest: Manifest, cache: Cache, lock: Lockfile, state: dict[str,
     file; when it was built from these very manifest bytes with the same backend fingerprints,
     its keys are the keys, and only assets whose files changed on disk are hashed again."""
     fingerprints: dict[tuple[str, Any], dict[str, Any]] = {}
+    licences: dict[tuple[str, Any], dict[str, Any]] = {}
     out_dir = str(manifest.output_dir)  # plain strings: a Path per asset costs more than the stat
     requests = []
+    context = contexts(manifest.assets)
     for asset in manifest.assets:
-        request = request_for(asset)
-        memo = (asset.backend, _hashable(asset.settings))
+        request = request_for(asset, context.get(asset.id), str(manifest.root))
+        # A backend may serve kinds or locales with different models (mms: one per language).
+        memo = (asset.backend, asset.kind, request.locale, _hashable(asset.settings))
         if memo not in fingerprints:
-            fingerprints[memo] = backends.create(asset.backend).fingerprint(request)
+            backend = backends.create(asset.backend)
+            fingerprints[memo] = backend.fingerprint(request)
+            licences[memo] = backends.licence_of(backend, request)
         requests.append((request, memo))
     used = keys.digest([keys.code_digest(), sorted(keys.canonical(fp).decode() for fp in fingerprints.values())])
     known = {}
@@ -101,16 +131,16 @@ def make_plan(manifest: Manifest, cache: Cache, lock: Lockfile, state: dict[str,
         k = known.get(asset.id)
         if k and "generate" in k:  # keys as the last build computed them from the same inputs
             item = Item(asset, request, k["generate"], k["process"], {}, {}, output_file(asset),
-                        fingerprint=fingerprints[memo])
+                        fingerprint=fingerprints[memo], licence=licences[memo])
             _decide(item, out_dir, cache, lock, state.get(asset.id))
             if item.action == FRESH:
                 items.append(item)
                 continue
-        g_inputs = keys.generate_inputs(asset, fingerprints[memo])
+        g_inputs = keys.generate_inputs(asset, fingerprints[memo], request.context)
         g_key = keys.digest(g_inputs)
         p_inputs = keys.process_inputs(asset, g_key, manifest.sample_rate)
         p_key = keys.digest(p_inputs)
-        item = Item(asset, request, g_key, p_key, g_inputs, p_inputs, output_file(asset))
+        item = Item(asset, request, g_key, p_key, g_inputs, p_inputs, output_file(asset), licence=licences[memo])
         _decide(item, out_dir, cache, lock, state.get(asset.id))
         items.append(item)
     current = {a.id for a in manifest.assets}
@@ -122,7 +152,7 @@ def complete(item: Item, sample_rate: int) -> None:
     """Fill in the inputs of an item whose keys came from the last build (they were not needed
     to find it fresh), before a stage runs for it after all."""
     if not item.generate_inputs and item.fingerprint is not None:
-        item.generate_inputs = keys.generate_inputs(item.asset, item.fingerprint)
+        item.generate_inputs = keys.generate_inputs(item.asset, item.fingerprint, item.request.context)
         item.process_inputs = keys.process_inputs(item.asset, item.generate_key, sample_rate)
 
 

@@ -48,6 +48,8 @@ class Options:
     # kills its workers, even when interrupted. ``jobs`` should be its size.
     executor: Executor | None = None
     keep_models: bool = False  # leave heavy models loaded after the build (the caller unloads)
+    commercial: bool = False  # refuse to build when an asset would come from a non-commercial model
+    max_characters: int | None = None  # refuse a build that would bill more characters than this
 
 
 @dataclass
@@ -87,6 +89,9 @@ class BuildResult:
             "output": str(self.plan.manifest.output_dir),
             "seconds": round(self.seconds, 3),
             "failures": self.failures,
+            "billed_characters": sum(len(i.request.text or "") for i in self.plan.items
+                                     if i.asset.id in self.generated_ids
+                                     and getattr(backends.get(i.asset.backend), "billed", False)),
         }
 
 
@@ -125,6 +130,7 @@ def build(manifest: Manifest, options: Options, on_event: Event = lambda kind, d
         outputs_state: dict[str, Any] = dict(state.get("outputs", {}))
         plan = make_plan(manifest, cache, lock, outputs_state, state)
         result = BuildResult(plan)
+        _check_terms(plan, options)
         if options.locked:
             # The lockfile must already describe this build: same assets, same keys. Assets whose
             # keys match but whose cache entries are gone (a cold CI cache) are built again.
@@ -170,6 +176,21 @@ def build(manifest: Manifest, options: Options, on_event: Event = lambda kind, d
     return result
 
 
+def _check_terms(plan: Plan, options: Options) -> None:
+    """--commercial and --max-characters: refuse before anything runs, naming the entries."""
+    if options.commercial:
+        bad = [i for i in plan.items if not (i.licence or {}).get("commercial")]
+        if bad:
+            names = ", ".join(f"{i.asset.id} ({(i.licence or {}).get('name', 'unknown')})" for i in bad[:10])
+            more = f" and {len(bad) - 10} more" if len(bad) > 10 else ""
+            raise UsageError(f"--commercial: {len(bad)} assets would come from models not licensed for commercial "
+                             f"use: {names}{more}")
+    billed = plan.totals()["billed_characters"]
+    if options.max_characters is not None and billed > options.max_characters:
+        raise UsageError(f"--max-characters {options.max_characters}: this build would bill {billed} characters "
+                         "(see `assetbuild plan`)")
+
+
 def _write_results(manifest: Manifest, plan: Plan, result: BuildResult, records: dict[str, dict[str, Any]],
                    lock: Lockfile, outputs_state: dict[str, Any], lock_path: Path, state_path: Path,
                    old_exports: dict[str, Any], old_sequences: dict[str, Any]) -> None:
@@ -209,7 +230,8 @@ def _write_results(manifest: Manifest, plan: Plan, result: BuildResult, records:
         records.pop(aid, None)
         result.removed += 1
     current = {i.asset.id: i for i in plan.items}
-    full = {a: asset_record(current[a].asset, current[a].file, r) for a, r in records.items() if a in current}
+    full = {a: {**asset_record(current[a].asset, current[a].file, r), "licence": current[a].licence}
+            for a, r in records.items() if a in current}
     seq_records, seq_state = [], {}
     if manifest.sequences or old_sequences:
         from . import sequences
@@ -371,13 +393,21 @@ class _Runner:
                 self.generating[item.generate_key].append(item)
                 continue
             self.generating[item.generate_key] = [item]
-            model = keys.canonical(item.generate_inputs["backend version"]).decode()
+            # A batch shares one model and one set of settings (a voice preset, sampling).
+            r = item.request
+            model = keys.canonical([item.generate_inputs["backend version"], r.kind, r.locale, r.emotion,
+                                    r.settings]).decode()
             groups.setdefault((item.asset.backend, model), []).append(item)
         root = str(self.cache.root)
         for (name, _), group in sorted(groups.items()):
             cls = backends.get(name)
-            # Parallel backends: spread a group over the workers; heavy ones: full batches.
-            size = cls.max_batch if heavy else max(1, min(cls.max_batch, math.ceil(len(group) / self.jobs)))
+            # Parallel backends: spread a group over the workers; heavy ones: full batches of
+            # similar length, since a batch generates to its longest item.
+            if heavy:
+                size = min(cls.max_batch, group[0].request.settings.get("batch_size") or cls.max_batch)
+                group = sorted(group, key=_expected_length)
+            else:
+                size = max(1, min(cls.max_batch, math.ceil(len(group) / self.jobs)))
             for start in range(0, len(group), size):
                 batch = group[start:start + size]
                 jobs = [(i.generate_key, i.request) for i in batch]
@@ -519,6 +549,12 @@ def _ignore_sigint() -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _expected_length(item: Item) -> float:
+    """Seconds an item will take: its duration, or for a line about 14 characters a second."""
+    r = item.request
+    return r.duration if r.duration is not None else len(r.text or r.prompt or "") / 14.0
 
 
 def _heavy_batch(root: str, name: str, jobs: list[tuple[str, Any]]) -> list[tuple[str, str | None]]:

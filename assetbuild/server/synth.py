@@ -157,13 +157,13 @@ class Synthesizer:
         snap = self.project.current()
         asset, manifest = adhoc.resolve(snap, line)
         backend = backends.create(asset.backend)
-        request = request_for(asset)
+        request = request_for(asset, base_dir=str(manifest.root))
         fingerprint = backend.fingerprint(request)
         if line.seed is None:
             seed = manifest_seed(snap, asset, fingerprint)
             if seed is not None and seed != asset.seed:
                 asset = dataclasses.replace(asset, seed=seed)
-                request = request_for(asset)
+                request = request_for(asset, base_dir=str(manifest.root))
         g_key = keys.digest(keys.generate_inputs(asset, fingerprint))
         p_key = keys.digest(keys.process_inputs(asset, g_key, manifest.sample_rate))
         cache = Cache(snap.cache_root)
@@ -233,10 +233,10 @@ def manifest_seed(snap: Snapshot, asset: Asset, fingerprint: dict[str, Any]) -> 
             for a in snap.manifest.assets:
                 if a.kind != "dialogue":
                     continue
-                memo = (a.backend, keys.canonical(a.settings))
+                memo = (a.backend, a.fallback_from or a.locale, keys.canonical(a.settings))
                 try:
                     if memo not in prints:
-                        prints[memo] = backends.create(a.backend).fingerprint(request_for(a))
+                        prints[memo] = backends.create(a.backend).fingerprint(request_for(a, base_dir=str(snap.manifest.root)))
                 except Exception:
                     continue
                 seeds.setdefault(_unseeded(a, prints[memo]), a.seed)

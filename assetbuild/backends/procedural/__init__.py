@@ -41,6 +41,9 @@ class ProceduralBackend:
     def fingerprint(self, request: Request) -> dict[str, Any]:
         return {"backend": "procedural", "version": self.VERSION}
 
+    def licence(self, request: Request) -> dict[str, Any]:
+        return {"name": "assetbuild procedural (no model; output unrestricted)", "commercial": True}
+
     def load(self) -> None:
         pass
 

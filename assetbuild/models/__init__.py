@@ -1,0 +1,1 @@
+"""Model catalog and local model store (see store.py)."""
