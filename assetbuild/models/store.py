@@ -117,6 +117,8 @@ def _snapshot(repo: str, patterns: list[str] | None, local_only: bool, progress:
             disable_progress_bars()
         return Path(snapshot_download(repo, allow_patterns=patterns))
     except LocalEntryNotFoundError:
+        if not local_only:  # HF_HUB_OFFLINE=1, or no connection to the hub
+            raise RuntimeError("the Hugging Face Hub cannot be reached (offline, or HF_HUB_OFFLINE is set)") from None
         info = find(repo)
         name = info.name if info else repo
         size = f" (about {human_size(info.size)})" if info else ""
