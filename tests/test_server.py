@@ -108,8 +108,12 @@ def test_health_backends_and_openapi(served):
     cli = subprocess.run([sys.executable, "-m", "assetbuild", "backends", "--json"], capture_output=True,
                          text=True, timeout=120, check=True)
     assert served.client.get("/backends").json() == json.loads(cli.stdout)
+    cli = subprocess.run([sys.executable, "-m", "assetbuild", "models", "--json"], capture_output=True,
+                         text=True, timeout=120, check=True)
+    models = served.client.get("/models").json()
+    assert models == json.loads(cli.stdout) and any(m["name"] == "musicgen-small" for m in models)
     schema = served.client.get("/openapi.json").json()
-    for path in ("/health", "/backends", "/tts/synthesize", "/tts/batch", "/tts/batch/{job_id}",
+    for path in ("/health", "/backends", "/models", "/tts/synthesize", "/tts/batch", "/tts/batch/{job_id}",
                  "/tts/batch/{job_id}/results", "/assets", "/assets/{asset_id}", "/build", "/report"):
         assert path in schema["paths"], path
 

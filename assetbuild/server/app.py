@@ -21,7 +21,7 @@ from .auth import BearerAuth
 from .builds import BuildBusy, BuildRunner
 from .limits import Admission, BodyLimit, Limits
 from .batch import Batches
-from .models import (Backend, BatchRequest, BatchResults, BatchStatus, BuildState, Health, Line,
+from .models import (Backend, Model, BatchRequest, BatchResults, BatchStatus, BuildState, Health, Line,
                      SynthesizeRequest, SynthesizeResult)
 from .project import ServedProject
 from .synth import BackendFailure, ProcessingFailure, Synthesizer, Timeout
@@ -78,6 +78,10 @@ def create_app(manifest_path: str | Path, *, token: str | None = None, limits: L
     @app.get("/backends", response_model=list[Backend])
     def list_backends() -> list[dict[str, Any]]:
         return info.backend_rows()
+
+    @app.get("/models", response_model=list[Model])
+    def list_models() -> list[dict[str, Any]]:
+        return info.model_rows()
 
     @app.post("/tts/synthesize", response_model=SynthesizeResult, responses={
         200: {"description": "The audio (response=binary; metadata in X-* headers) or JSON (response=json).",

@@ -119,3 +119,18 @@ class Backend(BaseModel):
     kinds: list[str]
     available: bool
     reason: str | None
+
+
+class Model(BaseModel):
+    """One row of `assetbuild models --json`."""
+
+    name: str
+    repo: str
+    backend: str
+    size: int
+    size_text: str
+    licence: str
+    commercial: bool
+    present: dict[str, bool]
+    requires: list[str]
+    note: str
