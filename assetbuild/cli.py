@@ -424,9 +424,21 @@ def cache_gc(manifest: str, cache_dir: str | None) -> None:
 @click.option("-j", "--jobs", type=click.IntRange(min=1), help="Worker processes (default: up to 4).")
 @click.option("--cors-origin", "cors", multiple=True, metavar="ORIGIN",
               help="Let a web page from ORIGIN call the server (repeat for several; default: none).")
+@click.option("--max-text", type=click.IntRange(min=1), default=5000, show_default=True, metavar="CHARS",
+              help="Longest text one synthesis request may send (longer: 413).")
+@click.option("--max-body", type=click.IntRange(min=1024), default=256 * 1024, show_default=True, metavar="BYTES",
+              help="Largest request body (larger: 413).")
+@click.option("--max-queued", type=click.IntRange(min=1), default=256, show_default=True, metavar="JOBS",
+              help="Synthesis jobs admitted and not finished (more: 429 with Retry-After).")
+@click.option("--max-batch-items", type=click.IntRange(min=1), default=100, show_default=True, metavar="N",
+              help="Items one POST /tts/batch may hold (more: 413).")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=120.0, show_default=True,
+              metavar="SECONDS", help="Time one synthesis request may take (longer: 504; the job still "
+                                      "finishes into the cache).")
 @model_opts
 @cache_opt
 def serve(manifest: str, host: str, port: int, token: str | None, jobs: int | None, cors: tuple[str, ...],
+          max_text: int, max_body: int, max_queued: int, max_batch_items: int, timeout: float,
           cache_dir: str | None) -> None:
     """Serve MANIFEST over HTTP: synthesis through the build cache, assets, builds (docs/server.md)."""
     from .errors import UsageError
@@ -446,8 +458,10 @@ def serve(manifest: str, host: str, port: int, token: str | None, jobs: int | No
     from .server.limits import Limits
 
     _load(manifest)  # warnings and problems, as `build` shows them
+    limits = Limits(workers=jobs or 0, max_text_chars=max_text, max_body_bytes=max_body, max_queued=max_queued,
+                    max_batch_items=max_batch_items, timeout=timeout)
     try:
-        app = create_app(manifest, token=token, limits=Limits(workers=jobs or 0),
+        app = create_app(manifest, token=token, limits=limits,
                          cache_dir=Path(cache_dir) if cache_dir else None, cors_origins=cors)
     except UsageError as exc:
         _fail_usage(exc)

@@ -325,6 +325,8 @@ def test_too_large_is_413(served):
     ({"text": "Hi.", "format": "opus", "sample_rate": 44100}, ["body", "format"]),
     ({"text": "Hi.", "voice": "guide", "speed": 3.9}, ["body", "speed"]),
     ({"text": "Hi.", "locale": "not a locale"}, ["body", "locale"]),
+    ({"text": "Hi.", "locale": "xq"}, ["body", "locale"]),  # a language eSpeak does not speak
+    ({"text": "Hi.", "voice": "guide", "settings": {"voice": "zz-qq"}}, ["body", "settings", "voice"]),
     ({"text": "Hi.", "voice": "guide", "backend": "procedural"}, ["body", "backend"]),
 ])
 def test_invalid_fields_are_422(served, body, loc):
@@ -393,7 +395,7 @@ def test_cli_serves_with_a_token(tmp_path):
     sock = _socket()
     port = sock.getsockname()[1]
     sock.close()
-    proc = _cli("serve", str(project.manifest), "--port", str(port), "-j", "1",
+    proc = _cli("serve", str(project.manifest), "--port", str(port), "-j", "1", "--max-text", "40",
                 env={"ASSETBUILD_TOKEN": "tok"})
     try:
         url = f"http://127.0.0.1:{port}"
@@ -410,6 +412,9 @@ def test_cli_serves_with_a_token(tmp_path):
         ok = httpx.post(url + "/tts/synthesize", json={"text": "Hello there.", "voice": "guide"},
                         headers={"Authorization": "Bearer tok"}, timeout=60)
         assert ok.status_code == 200 and ok.content[:4] == b"RIFF"
+        long = httpx.post(url + "/tts/synthesize", json={"text": "Hello there. " * 4, "voice": "guide"},
+                          headers={"Authorization": "Bearer tok"}, timeout=60)
+        assert long.status_code == 413, long.text  # --max-text 40
     finally:
         proc.send_signal(signal.SIGINT)
         try:

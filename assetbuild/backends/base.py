@@ -59,6 +59,16 @@ class BackendUnavailable(RuntimeError):
     """The backend cannot run here (missing extra, missing model files). The message says why."""
 
 
+class InvalidRequest(ValueError):
+    """The request asks for something this backend cannot do, such as a language or voice it
+    does not have. ``field`` names the request field at fault: "locale", "emotion", or
+    "settings.<key>" for a voice setting (the server answers 422 naming it)."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
+
+
 @runtime_checkable
 class Backend(Protocol):
     name: ClassVar[str]

@@ -28,7 +28,7 @@ import threading
 from typing import Any, ClassVar
 
 from ..manifest.fields import Field
-from .base import BackendUnavailable, Request, Result
+from .base import BackendUnavailable, InvalidRequest, Request, Result
 
 INSTALL_HINT = "pip install espeakng-loader"
 
@@ -217,8 +217,12 @@ class EspeakBackend:
                 flags = ec.espeakPHONEMES | (ec.espeakSSML if script.ssml else 0)
                 parts = []
                 for piece in script.pieces:
-                    pcm, events = speak(piece.spoken, d["voice"], d["rate"], d["pitch"], d["range"], req.seed,
-                                        flags)
+                    try:
+                        pcm, events = speak(piece.spoken, d["voice"], d["rate"], d["pitch"], d["range"], req.seed,
+                                            flags)
+                    except ec.VoiceError as exc:  # a voice or language eSpeak does not have
+                        raise InvalidRequest("settings.voice" if (req.settings or {}).get("voice") else "locale",
+                                             str(exc)) from None
                     if not pcm:
                         raise ec.SynthError(f"{req.id}: eSpeak produced no audio")
                     audio = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / np.float32(32768.0)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import backends
-from ..backends.base import Request
+from ..backends.base import InvalidRequest, Request
 from .cache import Cache
 
 
@@ -73,7 +73,7 @@ def generate_batch(cache_root: str, backend_name: str, jobs: list[tuple[str, Req
             raise RuntimeError(f"backend '{backend_name}' returned {len(results)} results for {len(jobs)} requests")
     except Exception as exc:
         if len(jobs) == 1:
-            return [(jobs[0][1].id, _message(exc))]
+            return [(jobs[0][1].id, _error(exc))]
         out: list[tuple[str, str | None]] = []
         for job in jobs:
             out.extend(generate_batch(cache_root, backend_name, [job]))
@@ -210,6 +210,21 @@ def _speech_files(job: ProcessJob, meta: dict[str, Any], offset: float, audio: A
 def round2(x: float | None) -> float | None:
     """A measurement for the metadata: 2 decimals, None for missing or non-finite values."""
     return None if x is None or x != x or abs(x) == float("inf") else round(float(x), 2)
+
+
+class FieldError(str):
+    """An error message from :class:`InvalidRequest`, carrying the request field it names
+    (a plain string to the build; the server answers 422 with the field)."""
+
+    field: str = ""
+
+
+def _error(exc: BaseException) -> str:
+    text = _message(exc)
+    if isinstance(exc, InvalidRequest):
+        text = FieldError(text)
+        text.field = exc.field
+    return text
 
 
 def _message(exc: BaseException) -> str:

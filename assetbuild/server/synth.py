@@ -28,7 +28,7 @@ from ..build import keys
 from ..build.cache import Cache
 from ..build.plan import request_for
 from ..build.run import new_pool
-from ..build.worker import CacheMiss, generate_batch, process_job_for
+from ..build.worker import CacheMiss, FieldError, generate_batch, process_job_for
 from ..build.worker import process as process_job
 from ..manifest.model import Asset
 from . import adhoc
@@ -203,6 +203,8 @@ class Synthesizer:
             submit = lambda: self._heavy.submit(generate_batch, str(cache.root), name, jobs)  # noqa: E731
         outcomes = self._wait(submit, deadline)
         error = outcomes[0][1] if outcomes else "no result"
+        if isinstance(error, FieldError):  # e.g. a locale the backend cannot speak: the request's fault
+            raise adhoc.RequestProblem(error.field.split("."), f"backend '{name}': {error}")
         if error:
             raise BackendFailure(name, error)
         self.loaded.add(name)
