@@ -435,10 +435,12 @@ def cache_gc(manifest: str, cache_dir: str | None) -> None:
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=120.0, show_default=True,
               metavar="SECONDS", help="Time one synthesis request may take (longer: 504; the job still "
                                       "finishes into the cache).")
+@click.option("--watch", is_flag=True, help="Build at start and whenever the manifest or its inputs change "
+                                             "(like `assetbuild watch`; /events and the report follow it).")
 @model_opts
 @cache_opt
 def serve(manifest: str, host: str, port: int, token: str | None, jobs: int | None, cors: tuple[str, ...],
-          max_text: int, max_body: int, max_queued: int, max_batch_items: int, timeout: float,
+          max_text: int, max_body: int, max_queued: int, max_batch_items: int, timeout: float, watch: bool,
           cache_dir: str | None) -> None:
     """Serve MANIFEST over HTTP: synthesis through the build cache, assets, builds (docs/server.md)."""
     from .errors import UsageError
@@ -461,7 +463,7 @@ def serve(manifest: str, host: str, port: int, token: str | None, jobs: int | No
     limits = Limits(workers=jobs or 0, max_text_chars=max_text, max_body_bytes=max_body, max_queued=max_queued,
                     max_batch_items=max_batch_items, timeout=timeout)
     try:
-        app = create_app(manifest, token=token, limits=limits,
+        app = create_app(manifest, token=token, limits=limits, watch=watch,
                          cache_dir=Path(cache_dir) if cache_dir else None, cors_origins=cors)
     except UsageError as exc:
         _fail_usage(exc)

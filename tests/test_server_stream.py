@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import re
 import threading
 import time
 
@@ -383,3 +384,71 @@ def test_char_times_follow_the_words():
     bad = [{"text": "a", "start": 0.5, "end": 0.6, "span": [0, 1]}, {"text": "b", "start": 0.2, "end": 0.3, "span": [2, 3]}]
     _, starts, ends = char_times("", "a b", bad, 0.4)
     assert all(a <= b for a, b in zip(starts, starts[1:])) and all(s <= e for s, e in zip(starts, ends))
+
+
+# -- serve --watch and the live report ----------------------------------------------------------
+
+def _events_until(ws_path: str, served, stop, timeout: float = BUILD_TIMEOUT) -> list[dict]:
+    async def main() -> list[dict]:
+        async with connect(ws_url(served, ws_path)) as ws:
+            await recv(ws)  # hello
+            stop["subscribed"].set()
+            out: list[dict] = []
+            deadline = time.monotonic() + timeout
+            while not out or out[-1]["event"] != "finished":
+                out.append(json.loads(await asyncio.wait_for(ws.recv(), max(1.0, deadline - time.monotonic()))))
+            return out
+    return asyncio.run(main())
+
+
+def test_serve_watch_builds_at_start_and_on_every_edit(tmp_path):
+    project = Project(tmp_path, SMALL)
+    with Served(project.manifest, watch=True, limits=Limits(workers=1)) as s:
+        deadline = time.monotonic() + BUILD_TIMEOUT
+        while s.client.get("/build").json().get("status") != "finished":  # the build at start
+            assert time.monotonic() < deadline, s.client.get("/build").json()
+            time.sleep(0.1)
+        first = s.client.get("/build").json()["id"]
+        subscribed = threading.Event()
+        got: list[dict] = []
+        listener = threading.Thread(target=lambda: got.extend(_events_until("/events", s, {"subscribed": subscribed})))
+        listener.start()
+        assert subscribed.wait(30)
+        project.edit('text = "Follow the lanterns."', 'text = "Follow the blue lanterns."')
+        listener.join(BUILD_TIMEOUT)
+        kinds = [e["event"] for e in got]
+        assert kinds[0] == "started" and kinds[-1] == "finished", kinds
+        assert got[0]["build"] == first + 1
+        made = [e["id"] for e in got if e["event"] == "asset"]
+        assert made == ["line_02"]  # only the edited line
+        pack = s.client.get("/assets").json()
+        assert any(a["id"] == "line_02" and "blue" in a["text"] for a in pack["assets"])
+
+
+def test_report_follows_a_build_live_in_chromium(tmp_path):
+    """The report page as served carries the live script; in a real browser, build events (as
+    /events sends them) show the build's progress and mark each asset. Headless Chromium's
+    virtual time does not wait for a WebSocket, so the events are handed to the page's handler."""
+    from test_report import CHROMIUM, chromium, console_messages
+
+    assert CHROMIUM is not None, "chromium is a test prerequisite"
+    project = Project(tmp_path, SMALL)
+    with Served(project.manifest, limits=Limits(workers=1)) as s:
+        s.build()
+        page = s.client.get("/report").text
+    assert 'location.host+"/events"' in page and "assetReportLive" in page
+    events = [{"event": "hello", "build": {"status": "running", "progress": {"total": 4, "done": 1, "failed": 0}}},
+              {"event": "asset", "id": "line_01", "status": "generated"},
+              {"event": "failed", "id": "wind", "error": "boom"}]
+    probe = ("<script>addEventListener('load',function(){" + "".join(
+        f"window.assetReportLive.on({json.dumps(e)});" for e in events) + "});</script>")
+    copy = tmp_path / "live.html"
+    copy.write_text(page.replace("</body>", probe + "</body>"), encoding="utf-8")
+    proc = chromium(copy.as_uri(), tmp_path, "--dump-dom")
+    messages = [m for m in console_messages(proc.stderr) if "/events" not in m]  # no server behind file://
+    assert messages == [], messages
+    dom = proc.stdout
+    assert re.search(r'<div id="live" role="status"[^>]*data-state="running">building: 2 of 4, 1 failed', dom), \
+        re.findall(r'<div id="live"[^>]*>[^<]*', dom)
+    assert re.search(r'id="a-line_01"[^>]*data-live="generated"', dom)
+    assert re.search(r'id="a-wind"[^>]*data-live="failed"', dom)

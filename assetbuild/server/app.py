@@ -16,13 +16,14 @@ from fastapi.staticfiles import StaticFiles
 
 from .. import __version__
 from ..export.metadata import REPORT, record_key
-from . import adhoc, events, info, stream
+from . import adhoc, events, info, live, stream
 from .auth import BearerAuth
 from .builds import BuildBusy, BuildRunner
 from .limits import Admission, BodyLimit, Limits
 from .batch import Batches
 from .models import (Backend, Model, BatchRequest, BatchResults, BatchStatus, BuildState, Health, Line,
                      SynthesizeRequest, SynthesizeResult)
+from .autobuild import AutoBuild
 from .project import ServedProject
 from .synth import BackendFailure, ProcessingFailure, Synthesizer, Timeout
 
@@ -33,11 +34,13 @@ SHUTDOWN_WAIT = 60.0  # seconds a running build may take to finish when the serv
 
 
 def create_app(manifest_path: str | Path, *, token: str | None = None, limits: Limits = Limits(),
-               cache_dir: Path | None = None, cors_origins: tuple[str, ...] | list[str] = ()) -> FastAPI:
+               cache_dir: Path | None = None, cors_origins: tuple[str, ...] | list[str] = (),
+               watch: bool = False) -> FastAPI:
     """The server for the manifest at ``manifest_path``. Raises UsageError when it does not load.
 
     ``token``: every request must carry ``Authorization: Bearer <token>``. ``cors_origins``:
-    origins allowed to call from a browser (none by default: CORS off).
+    origins allowed to call from a browser (none by default: CORS off). ``watch``: build at
+    start and whenever the manifest or its inputs change (``serve --watch``).
     """
     project = ServedProject(manifest_path, cache_dir)
     synth = Synthesizer(project, limits)
@@ -49,9 +52,14 @@ def create_app(manifest_path: str | Path, *, token: str | None = None, limits: L
     @asynccontextmanager
     async def lifespan(_: FastAPI):
         await asyncio.to_thread(synth.warm)  # workers ready before the first request
+        auto = AutoBuild(project, builds) if watch else None
+        if auto is not None:
+            auto.start()
         try:
             yield
         finally:
+            if auto is not None:
+                await asyncio.to_thread(auto.close)
             # Let a running build finish (its outputs and the cache are written atomically, so
             # stopping it would corrupt nothing, but it would have to start over).
             await asyncio.to_thread(builds.wait, SHUTDOWN_WAIT)
@@ -194,7 +202,7 @@ def create_app(manifest_path: str | Path, *, token: str | None = None, limits: L
             raise HTTPException(404, "no report yet; POST /build")
         # Its players name files relative to the output folder, which is served under /files/.
         html = path.read_text(encoding="utf-8").replace(_PLAYER, _PLAYER + "/files/")
-        return HTMLResponse(html)
+        return HTMLResponse(html.replace("</body>", live.SCRIPT + "</body>", 1))
 
     app.mount("/files", StaticFiles(directory=project.current().manifest.output_dir, check_dir=False), name="files")
 
