@@ -77,6 +77,27 @@ def pick_device(preference: str | None = None) -> str:
     return pref
 
 
+def planned_device() -> str:
+    """The device :func:`pick_device` will choose, for cache keys, without importing torch
+    where the answer is certain: importing it costs seconds, which a no-op build must not pay.
+    A CPU-only torch build (no CUDA, ROCm or XPU) off macOS can only run on the CPU."""
+    pref = os.environ.get("ASSETBUILD_DEVICE") or "auto"
+    if pref != "auto":
+        return pref if pref in DEVICES else pick_device(pref)  # pick_device explains a bad name
+    import platform
+    import re
+    from importlib.metadata import distribution
+
+    try:
+        text = distribution("torch").locate_file("torch/version.py").read_text()  # type: ignore[union-attr]
+    except (PackageNotFoundError, OSError):
+        return "cpu"  # no torch: nothing will run; availability() says so
+    accelerated = re.search(r"^(cuda|hip|xpu)\b[^=]*=\s*['\"]", text, re.M)
+    if not accelerated and platform.system() != "Darwin":
+        return "cpu"
+    return pick_device(pref)
+
+
 def seed_everything(seed: int) -> None:
     import random
 
@@ -168,7 +189,7 @@ class NeuralBackend:
                               "implementation": self.implementation(request)}
         try:
             fp["model"] = self.locate(request).identity
-            device = pick_device()
+            device = planned_device()
             fp["device"] = device
             fp["dtype"] = "float16" if self._half(device) else "float32"
         except BackendUnavailable as exc:  # the build fails these entries with this message
