@@ -87,7 +87,18 @@ def pull(ref: str, implementation: str = "transformers", progress: bool = True) 
     """Download ``ref`` (and the models it requires) into the Hugging Face cache."""
     info = find(ref)
     repo = info.repo if info else ref
-    paths = [_snapshot(repo, _patterns(info, implementation), local_only=False, progress=progress)]
+    patterns = _patterns(info, implementation)
+    if patterns and "*.safetensors" in patterns:
+        from huggingface_hub import HfApi
+
+        # Older repos hold only PyTorch pickles (pytorch_model.bin): take those instead.
+        try:
+            files = HfApi().list_repo_files(repo)
+        except Exception:  # offline, or no such repo: snapshot_download below says which
+            files = None
+        if files is not None and not any(f.endswith(".safetensors") for f in files):
+            patterns = [p if p != "*.safetensors" else "*.bin" for p in patterns]
+    paths = [_snapshot(repo, patterns, local_only=False, progress=progress)]
     for extra in info.requires if info else ():
         paths.extend(pull(extra, "transformers", progress))
     return paths
