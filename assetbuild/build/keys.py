@@ -13,7 +13,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..manifest.fields import GENERATE, PROCESS
+from .. import backends
+from ..manifest.fields import GENERATE, META, PROCESS
 from ..manifest.model import Asset, entry_fields
 
 # Bump when the meaning of a key changes (a new input, a changed processing chain).
@@ -54,6 +55,20 @@ def digest(obj: Any) -> str:
     return hashlib.sha256(canonical(obj)).hexdigest()
 
 
+@functools.lru_cache(maxsize=None)
+def _meta_settings(backend: str) -> frozenset[str]:
+    try:
+        return frozenset(f.name for f in backends.get(backend).settings if f.stage == META)
+    except Exception:  # an unknown backend fails elsewhere, with a better message
+        return frozenset()
+
+
+def key_settings(backend: str, settings: dict[str, Any]) -> dict[str, Any]:
+    """A voice's settings without those that never change the audio (batch_size, concurrency)."""
+    meta = _meta_settings(backend)
+    return {k: v for k, v in settings.items() if k not in meta} if meta else settings
+
+
 def generate_inputs(asset: Asset, fingerprint: dict[str, Any], context: dict[str, str] | None = None) -> dict[str, Any]:
     fields = _KIND_FIELDS[asset.kind]
     inputs = {k: v for k, v in asset.values.items()
@@ -64,7 +79,7 @@ def generate_inputs(asset: Asset, fingerprint: dict[str, Any], context: dict[str
         "backend": asset.backend,
         "backend version": fingerprint,
         "seed": asset.seed,
-        "voice settings": asset.settings,
+        "voice settings": key_settings(asset.backend, asset.settings),
     })
     # Only when used, so lines without them keep their keys.
     if asset.locale:

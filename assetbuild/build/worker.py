@@ -191,7 +191,7 @@ def _speech_files(job: ProcessJob, meta: dict[str, Any], offset: float, audio: A
     from ..speech.script import display_text
 
     duration = len(audio) / sr
-    display = meta.get("text") or display_text(job.text or "", ssml=job.ssml)
+    display = meta["text"] if "text" in meta else display_text(job.text or "", ssml=job.ssml)
     words, phonemes = alignment.shift(meta.get("words") or [], meta.get("phonemes") or [], offset, duration)
     timing = meta.get("timing", "measured")
     if not meta.get("words"):

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..backends.base import BackendUnavailable
+from ..build.cache import file_sha256
 from .catalog import COMMERCIAL_LICENCES, ModelInfo, find, human_size
 
 HF_INSTALL = 'pip install "assetbuild[hf]" -c constraints.txt'
@@ -121,12 +122,12 @@ def _snapshot(repo: str, patterns: list[str] | None, local_only: bool, progress:
         raise BackendUnavailable(f"loading hub models needs huggingface_hub: {HF_INSTALL}") from None
     try:
         if local_only:
-            return Path(snapshot_download(repo, local_files_only=True, allow_patterns=patterns))
+            return Path(snapshot_download(repo, local_files_only=True, allow_patterns=patterns, cache_dir=_hub_cache()))
         if not progress:
             from huggingface_hub.utils import disable_progress_bars
 
             disable_progress_bars()
-        return Path(snapshot_download(repo, allow_patterns=patterns))
+        return Path(snapshot_download(repo, allow_patterns=patterns, cache_dir=_hub_cache()))
     except LocalEntryNotFoundError:
         if not local_only:  # HF_HUB_OFFLINE=1, or no connection to the hub
             raise RuntimeError("the Hugging Face Hub cannot be reached (offline, or HF_HUB_OFFLINE is set)") from None
@@ -135,6 +136,14 @@ def _snapshot(repo: str, patterns: list[str] | None, local_only: bool, progress:
         size = f" (about {human_size(info.size)})" if info else ""
         raise ModelMissing(f"model '{name}' is not on this machine; run `assetbuild models pull {name}`{size} "
                            "or build with --allow-download") from None
+
+
+def _hub_cache() -> str | None:
+    # Read now, not when huggingface_hub was imported, so a long-running server and the tests
+    # see the environment as it is.
+    if os.environ.get("HF_HUB_CACHE"):
+        return os.environ["HF_HUB_CACHE"]
+    return os.path.join(os.environ["HF_HOME"], "hub") if os.environ.get("HF_HOME") else None
 
 
 def licence(located: Located) -> dict[str, Any]:
@@ -177,7 +186,7 @@ def folder_hash(path: Path) -> str:
             st = f.stat()
             key = f"{f.resolve()}:{st.st_size}:{st.st_mtime_ns}"
             if key not in memo:
-                memo[key] = _file_sha256(f)
+                memo[key] = file_sha256(f)
                 changed = True
             h.update(f.relative_to(path).as_posix().encode() + b"\0" + memo[key].encode())
         if changed:
@@ -207,13 +216,6 @@ def _write_memo(path: Path, memo: dict[str, str]) -> None:
     except OSError:  # a read-only home: hash again next time
         pass
 
-
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def status_rows() -> list[dict[str, Any]]:

@@ -62,6 +62,24 @@ def display_text(text: str, *, ssml: bool = False) -> str:
     return _strip_pauses(text)[0]
 
 
+def plain_script(request: Any, backend: str, max_chars: int | None = None,
+                 rewrite: Callable[[str], str] | None = None) -> tuple[Script, list[str]]:
+    """A line (a ``backends.Request``) for a backend that reads plain text, not SSML: markup is
+    reduced to its text, with a warning for the user; lexicon respellings and ``[pause]``
+    markers apply. ``rewrite`` edits the text first (e.g. adds a cue). Raises ValueError when
+    there is nothing to speak."""
+    if not request.text or not request.text.strip():
+        raise ValueError(f"{request.id}: no text to speak")
+    text, warnings = request.text, []
+    if request.ssml:
+        text = display_text(text, ssml=True)
+        warnings.append(f"{backend}: SSML markup is not read, only its text (use [pause] markers for pauses)")
+    script = prepare(rewrite(text) if rewrite else text, lexicon=request.lexicon, max_chars=max_chars)
+    if not script.pieces:
+        raise ValueError(f"{request.id}: nothing to speak in {request.text!r}")
+    return script, warnings
+
+
 def prepare(text: str, *, ssml: bool = False, lexicon: dict[str, dict[str, str]] | None = None,
             max_chars: int | None = None, phonemes: Callable[[str], str] | None = None) -> Script:
     """Split and rewrite ``text`` for a backend.
