@@ -39,7 +39,7 @@ EXAMPLES = 25
 # an incremental build of the served project: fuzzed apart, with a few cases (202 and 409).
 BUILD_EXAMPLES = 3
 # Every operation of the schema, so that a new endpoint is not left out unnoticed.
-OPERATIONS = ["GET /health", "GET /backends", "POST /tts/synthesize", "POST /tts/batch", "GET /tts/batch/{job_id}",
+OPERATIONS = ["GET /health", "GET /backends", "GET /models", "POST /tts/synthesize", "POST /tts/batch", "GET /tts/batch/{job_id}",
               "GET /tts/batch/{job_id}/results", "GET /assets", "GET /assets/{asset_id}", "GET /build",
               "POST /build", "GET /report"]
 

@@ -24,7 +24,7 @@ from .base import BackendUnavailable, Request, Result
 INSTALL = {
     "hf": 'pip install "assetbuild[hf]" -c constraints.txt',
     "audiocraft": 'pip install "assetbuild[audiocraft]" -c constraints.txt && '
-                  "pip install --no-deps audiocraft==1.3.0 encodec  (see docs/backends.md)",
+                  "pip install --no-deps audiocraft==1.3.0 encodec==0.1.1 (see docs/backends.md)",
 }
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
