@@ -240,3 +240,67 @@ def test_device_option_is_validated(tmp_path):
     p = Project(tmp_path, "")
     proc = p.run("build", "--device", "tpu", check=False)
     assert proc.returncode == 2 and "'tpu' is not one of" in proc.stderr
+
+
+def test_device_choice(monkeypatch):
+    from assetbuild.backends import neural
+
+    import torch
+
+    monkeypatch.setenv("ASSETBUILD_DEVICE", "cpu")
+    assert neural.pick_device() == neural.planned_device() == "cpu"
+    monkeypatch.setenv("ASSETBUILD_DEVICE", "auto")
+    auto = neural.pick_device()
+    assert auto == ("cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu")
+    assert neural.planned_device() == auto  # the cache key names the device that will run
+    if not torch.cuda.is_available():
+        monkeypatch.setenv("ASSETBUILD_DEVICE", "cuda")
+        with pytest.raises(BackendUnavailable, match="--device cuda: no CUDA device on this machine"):
+            neural.pick_device()
+    with pytest.raises(BackendUnavailable, match="unknown device 'tpu'"):
+        neural.pick_device("tpu")
+
+
+def test_pull_and_allow_download_fetch_from_the_hub(tmp_path):
+    """Against a local stand-in for the hub (HF_ENDPOINT): a build never downloads unless
+    asked; `models pull` and `build --allow-download` fetch the model, which then builds."""
+    from fake_hub import COMMIT, FakeHub
+    from test_tts_hf import _vits
+
+    tiny = tmp_path / "tiny-mms"
+    _vits(tiny, 0)
+    (tiny / "README.md").write_text("---\nlicense: cc-by-nc-4.0\n---\n")
+    manifest = """\
+[project]
+name = "hub"
+
+[voices.narrator]
+backend = "mms"
+
+[[dialogue]]
+id = "intro"
+voice = "narrator"
+text = "Welcome to the old forest."
+"""
+    with FakeHub({"facebook/mms-tts-eng": tiny}) as hub:
+        env = {"HF_ENDPOINT": hub.url, "HF_HUB_OFFLINE": "0", "HF_HOME": str(tmp_path / "hf"),
+               "HF_HUB_CACHE": str(tmp_path / "hf" / "hub"), "ASSETBUILD_DEVICE": "cpu",
+               "XDG_CACHE_HOME": str(tmp_path / "xdg")}
+        (tmp_path / "a").mkdir()
+        p = Project(tmp_path / "a", manifest)
+        proc = p.run("build", str(p.manifest), "--json", env=env)
+        assert proc.returncode == 1 and hub.requests == []  # not asked: nothing fetched
+        assert "assetbuild models pull mms-tts-eng" in json.loads(proc.stdout)["failures"][0]["error"]
+        proc = p.run("build", str(p.manifest), "--json", "--allow-download", env=env)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert json.loads(proc.stdout)["generated"] == 1
+        assert any(r.endswith("/model.safetensors") for r in hub.requests)
+        record = p.pack()["assets"][0]
+        assert record["licence"] == {"name": "cc-by-nc-4.0", "commercial": False, "model": "mms-tts-eng"}
+        # `models pull` into another cache, with a progress bar; then the model is present.
+        env2 = dict(env, HF_HOME=str(tmp_path / "hf2"), HF_HUB_CACHE=str(tmp_path / "hf2" / "hub"))
+        proc = p.run("models", "pull", "mms-tts-eng", env=env2)
+        assert proc.returncode == 0, proc.stderr
+        assert "100%" in proc.stderr and COMMIT in proc.stderr  # progress, then the snapshot folder
+        rows = {r["name"]: r for r in json.loads(p.run("models", "--json", env=env2).stdout)}
+        assert rows["mms-tts-eng"]["present"] == {"transformers": True}
