@@ -12,7 +12,8 @@ test_server_stream.py; the `/files` mount is not in it either (a StaticFiles mou
 hand-written odd paths are sent to it below.
 
 One 5xx is documented and allowed: 502 when the backend itself fails on a request that
-validated (docs/server.md; e.g. a `locale` eSpeak has no voice for), with the backend and its
+validated (docs/server.md; e.g. a voice variant eSpeak does not have; a language or voice it
+does not have is a 422), with the backend and its
 cause in the body. Every other 5xx fails the test.
 """
 
