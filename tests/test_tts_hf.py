@@ -371,3 +371,31 @@ text = "Welcome to the old forest."
     p.edit("old forest", "dark forest")  # ... and a real change does load the model
     proc = p.run("build", str(p.manifest), "--json", env=run_env)
     assert json.loads(proc.stdout)["generated"] == 1 and "torch" in log.read_text().split()
+
+
+def test_served_synthesis_and_build_share_a_neural_backend(tiny, tmp_path):
+    """`serve` with a neural voice: requests and a build at the same moment use one loaded
+    model, one at a time (the backend's lock), and both succeed; a built line is then served
+    from the cache."""
+    import threading
+
+    from assetbuild.server.limits import Limits
+    from test_server import Served
+
+    lines = "".join(f'\n[[dialogue]]\nid = "l{i}"\nvoice = "narrator"\ntext = "Line number {i} of the forest."\n'
+                    for i in range(6))
+    p = Project(tmp_path, f'[project]\nname = "hf"\n\n[voices.narrator]\nbackend = "mms"\nmodel = "{tiny.mms}"\n'
+                + lines)
+    with Served(p.manifest, limits=Limits(workers=1)) as s:
+        answers = []
+        talk = threading.Thread(target=lambda: answers.extend(
+            s.synth(text=f"Hello traveller {i}.", voice="narrator") for i in range(3)))
+        assert s.client.post("/build").status_code == 202
+        talk.start()
+        talk.join(120)
+        state = s.wait_build()
+        assert state["status"] == "finished", state
+        assert [a.status_code for a in answers] == [200, 200, 200], [a.text for a in answers]
+        assert all(a.headers["x-cache"] == "generated" for a in answers)
+        again = s.synth(text="Line number 3 of the forest.", voice="narrator")
+        assert again.status_code == 200 and again.headers["x-cache"] == "hit"
