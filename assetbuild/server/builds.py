@@ -74,7 +74,9 @@ class BuildRunner:
             snap = self.project.reload()
             if self.project.error:
                 raise UsageError(self.project.error)
-            options = Options(cache_dir=self.project.cache_dir, jobs=self.workers, executor=self.pool())
+            # Heavy models stay loaded for the next request or build; the server unloads them.
+            options = Options(cache_dir=self.project.cache_dir, jobs=self.workers, executor=self.pool(),
+                              keep_models=True)
             result = build(snap.manifest, options, self._event)
             if result.failures:
                 self._finish("failed", summary=result.summary())

@@ -27,7 +27,7 @@ from .. import backends
 from ..build import keys
 from ..build.cache import Cache
 from ..build.plan import request_for
-from ..build.run import new_pool
+from ..build.run import _heavy_batch, _unload_all, new_pool
 from ..build.worker import CacheMiss, FieldError, generate_batch, process_job_for
 from ..build.worker import process as process_job
 from ..manifest.model import Asset
@@ -140,6 +140,7 @@ class Synthesizer:
                 self._pool.shutdown(wait=True, cancel_futures=True)
                 self._pool = None
         self._heavy.shutdown(wait=False, cancel_futures=True)
+        _unload_all()  # free the heavy models (and their GPU memory)
 
     # -- one request -----------------------------------------------------------------------
     def synthesize(self, line: adhoc.Line) -> Outcome:
@@ -199,8 +200,8 @@ class Synthesizer:
         jobs = [(g_key, request)]
         if backends.get(name).parallel:
             submit = lambda: self.pool().submit(generate_batch, str(cache.root), name, jobs)  # noqa: E731
-        else:  # a heavy model: loaded once in this process, one job at a time
-            submit = lambda: self._heavy.submit(generate_batch, str(cache.root), name, jobs)  # noqa: E731
+        else:  # a heavy model: loaded once in this process, one job at a time, one model resident
+            submit = lambda: self._heavy.submit(_heavy_batch, str(cache.root), name, jobs)  # noqa: E731
         outcomes = self._wait(submit, deadline)
         error = outcomes[0][1] if outcomes else "no result"
         if isinstance(error, FieldError):  # e.g. a locale the backend cannot speak: the request's fault
