@@ -96,6 +96,26 @@ def _targets(files: set[str], patterns: list[str], ignore: list[str], extra_igno
     return Targets(frozenset(files) - frozenset(extra_ignored), tuple(patterns), tuple(ignore) + tuple(extra_ignored), covered)
 
 
+def reschedule(observer: Any, handler: Any, watches: dict[tuple[str, bool], Any], targets: Targets,
+               on_error: Any = lambda folder, exc: None) -> bool:
+    """Make ``observer`` watch exactly ``targets``' folders (``watches``: what it watches now,
+    updated). Returns whether a folder was newly put under watch."""
+    wanted = set(targets.watches.items())
+    for key in set(watches) - wanted:
+        try:
+            observer.unschedule(watches.pop(key))
+        except (KeyError, OSError):
+            pass
+    added = False
+    for folder, recursive in sorted(wanted - set(watches)):
+        try:
+            watches[(folder, recursive)] = observer.schedule(handler, folder, recursive=recursive)
+            added = True
+        except OSError as exc:  # e.g. gone again, or out of inotify watches
+            on_error(folder, exc)
+    return added
+
+
 def _base(pattern: str) -> str:
     """A glob's leading folders without wildcards."""
     parts = pattern.split(os.sep)
@@ -397,20 +417,8 @@ class Watch:
         if handler is None:
             handler = self._handler = FileSystemEventHandler()
             handler.on_any_event = self.on_event  # type: ignore[method-assign]
-        wanted = set(self.targets.watches.items())
-        for key in set(self.watches) - wanted:
-            try:
-                self.observer.unschedule(self.watches.pop(key))
-            except (KeyError, OSError):
-                pass
-        added = False
-        for folder, recursive in sorted(wanted - set(self.watches)):
-            try:
-                self.watches[(folder, recursive)] = self.observer.schedule(handler, folder, recursive=recursive)
-                added = True
-            except OSError as exc:  # e.g. gone again, or out of inotify watches
-                self._note(f"warning: cannot watch {folder}: {exc.strerror or exc}")
-        return added
+        return reschedule(self.observer, handler, self.watches, self.targets,
+                          lambda folder, exc: self._note(f"warning: cannot watch {folder}: {exc.strerror or exc}"))
 
     # -- the worker pool ---------------------------------------------------------------------
     def _new_pool(self) -> None:

@@ -13,7 +13,6 @@ docs/performance.md.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -21,27 +20,15 @@ import sys
 import time
 from pathlib import Path
 
-CHARS = list("_abcdefghijklmnopqrstuvwxyz' -")
 WORDS = "the old forest lantern traveller road night river stone gate guard king moon fire".split()
 
 
 def tiny_vits(folder: Path) -> None:
-    import torch
-    from transformers import VitsConfig, VitsModel, VitsTokenizer
+    # The tests' tiny model of the real class (tests/test_tts_hf.py), built the same way.
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from test_tts_hf import _vits
 
-    folder.mkdir(parents=True, exist_ok=True)
-    vocab = folder / "vocab.json"
-    vocab.write_text(json.dumps({c: i for i, c in enumerate(CHARS)}))
-    tok = VitsTokenizer(str(vocab), language="eng", phonemize=False, pad_token="_", unk_token="_")
-    cfg = VitsConfig(vocab_size=len(CHARS), hidden_size=16, num_hidden_layers=1, num_attention_heads=2, ffn_dim=32,
-                     flow_size=16, spectrogram_bins=17, upsample_initial_channel=16, upsample_rates=[8, 8, 4],
-                     upsample_kernel_sizes=[16, 16, 8], resblock_kernel_sizes=[3], resblock_dilation_sizes=[[1, 3]],
-                     duration_predictor_filter_channels=16, duration_predictor_num_flows=1,
-                     prior_encoder_num_flows=1, prior_encoder_num_wavenet_layers=1,
-                     posterior_encoder_num_wavenet_layers=1, depth_separable_num_layers=1)
-    torch.manual_seed(0)
-    VitsModel(cfg).save_pretrained(folder)
-    tok.save_pretrained(folder)
+    _vits(folder, 0)
 
 
 def manifest_text(lines: int, voice: str) -> str:

@@ -13,7 +13,7 @@ import threading
 import time
 from typing import Any
 
-from ..watch import Targets, targets_of
+from ..watch import Targets, reschedule, targets_of
 from .builds import BuildBusy, BuildRunner
 from .project import ServedProject
 
@@ -81,14 +81,4 @@ class AutoBuild:
     def _retarget(self) -> None:
         snap = self.project.current()
         self.targets = targets_of(snap.manifest, snap.cache_root)
-        wanted = set(self.targets.watches.items())
-        for key in set(self.watches) - wanted:
-            try:
-                self.observer.unschedule(self.watches.pop(key))
-            except (KeyError, OSError):
-                pass
-        for folder, recursive in sorted(wanted - set(self.watches)):
-            try:
-                self.watches[(folder, recursive)] = self.observer.schedule(self.handler, folder, recursive=recursive)
-            except OSError:  # gone again; the next retarget tries anew
-                pass
+        reschedule(self.observer, self.handler, self.watches, self.targets)  # a folder gone: next time
