@@ -363,7 +363,8 @@ text = "Welcome to the old forest."
 """
     p = Project(tmp_path, manifest)
     run_env = dict(env(tmp_path), ASSETBUILD_DEVICE="")  # "auto", resolved without torch on a CPU build
-    assert p.run("build", str(p.manifest), "-q", env=run_env).returncode == 0
+    first = p.run("build", str(p.manifest), "-q", env=run_env)
+    assert first.returncode == 0 and first.stderr == "", first.stderr  # quiet: no library bars or warnings
     run_env.update(PYTHONPATH=str(spy), ASSETBUILD_IMPORT_LOG=str(log))
     proc = p.run("build", str(p.manifest), "--json", env=run_env)
     assert proc.returncode == 0 and json.loads(proc.stdout)["generated"] == 0, proc.stderr

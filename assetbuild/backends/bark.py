@@ -167,19 +167,12 @@ class BarkBackend(NeuralBackend):
 
     def load_model(self, located: store.Located, device: str, dtype: Any) -> Any:
         from transformers import AutoProcessor, BarkModel
-        from transformers.utils import logging as hf_logging
 
         path = located.path
         # The presets ship in the model repo; without that file the processor only warns.
         presets = "speaker_embeddings_path.json" if (path / "speaker_embeddings_path.json").is_file() else None
         processor = AutoProcessor.from_pretrained(str(path), speaker_embeddings_dict_path=presets)
-        bars = hf_logging.is_progress_bar_enabled()
-        hf_logging.disable_progress_bar()  # a per-load bar would clutter the build's output
-        try:
-            model = BarkModel.from_pretrained(str(path), dtype=dtype).to(device).eval()
-        finally:
-            if bars:
-                hf_logging.enable_progress_bar()
+        model = BarkModel.from_pretrained(str(path), dtype=dtype).to(device).eval()
         offset = model.generation_config.semantic_config.get("text_encoding_offset", 10_048)
         vocab = model.config.semantic_config.input_vocab_size
         if not hasattr(processor, "tokenizer") or len(processor.tokenizer) + offset > vocab:
@@ -191,18 +184,6 @@ class BarkBackend(NeuralBackend):
 
     # -- generating ------------------------------------------------------------------------
     def generate_with(self, model: Any, requests: list[Request]) -> list[Result]:
-        from transformers.utils import logging as hf_logging
-
-        # Bark's sub-models trip transformers' own deprecation and padding warnings on every
-        # call; they say nothing about the user's lines.
-        level = hf_logging.get_verbosity()
-        hf_logging.set_verbosity_error()
-        try:
-            return self._generate(model, requests)
-        finally:
-            hf_logging.set_verbosity(level)
-
-    def _generate(self, model: Any, requests: list[Request]) -> list[Result]:
         import numpy as np
 
         from ..speech.script import plain_script

@@ -11,10 +11,12 @@ on a CPU-only machine and ``backends`` never import them).
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import threading
 from importlib.metadata import PackageNotFoundError, version
+from collections.abc import Iterator
 from typing import Any, ClassVar
 
 from ..manifest.fields import META, Field
@@ -147,6 +149,26 @@ def row_sampler(seeds: list[int], rows_per_item: int, device: str = "cpu", top_k
     return RowSampler()
 
 
+@contextlib.contextmanager
+def quiet_transformers() -> Iterator[None]:
+    """transformers' per-load progress bars and per-call warnings say nothing about the user's
+    lines (the build shows its own progress); errors still come through."""
+    try:
+        from transformers.utils import logging as hf_logging
+    except ImportError:  # audiocraft-only installs
+        yield
+        return
+    level, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
 class NeuralBackend:
     """Base for torch backends. Subclasses set the ClassVars and implement ``load_model`` and
     ``generate_with``; everything else (model lookup, device, memory) lives here."""
@@ -249,7 +271,8 @@ class NeuralBackend:
             dtype = torch.float16 if self._half(self.device or "cpu") else torch.float32
             if self.device == "cuda":
                 torch.cuda.reset_peak_memory_stats()
-            self._model = self.load_model(located, self.device or "cpu", dtype)
+            with quiet_transformers():
+                self._model = self.load_model(located, self.device or "cpu", dtype)
             self._model_key = key
         return self._model
 
@@ -262,7 +285,7 @@ class NeuralBackend:
             model = self.model_for(requests[0])
             import torch
 
-            with torch.inference_mode():
+            with torch.inference_mode(), quiet_transformers():
                 results = self.generate_with(model, requests)
             if self.device == "cuda":
                 peak = int(torch.cuda.max_memory_allocated())
