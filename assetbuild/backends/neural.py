@@ -150,23 +150,28 @@ def row_sampler(seeds: list[int], rows_per_item: int, device: str = "cpu", top_k
 
 
 @contextlib.contextmanager
-def quiet_transformers() -> Iterator[None]:
-    """transformers' per-load progress bars and per-call warnings say nothing about the user's
-    lines (the build shows its own progress); errors still come through."""
-    try:
-        from transformers.utils import logging as hf_logging
-    except ImportError:  # audiocraft-only installs
-        yield
-        return
-    level, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        hf_logging.set_verbosity(level)
-        if bars:
-            hf_logging.enable_progress_bar()
+def quiet_libraries() -> Iterator[None]:
+    """The ML libraries' per-load progress bars and their deprecation warnings say nothing
+    about the user's lines (the build shows its own progress, a backend reports what matters
+    in its result's warnings); errors still come through."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            from transformers.utils import logging as hf_logging
+        except ImportError:  # audiocraft-only installs
+            yield
+            return
+        level, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+        try:
+            yield
+        finally:
+            hf_logging.set_verbosity(level)
+            if bars:
+                hf_logging.enable_progress_bar()
 
 
 class NeuralBackend:
@@ -271,7 +276,7 @@ class NeuralBackend:
             dtype = torch.float16 if self._half(self.device or "cpu") else torch.float32
             if self.device == "cuda":
                 torch.cuda.reset_peak_memory_stats()
-            with quiet_transformers():
+            with quiet_libraries():
                 self._model = self.load_model(located, self.device or "cpu", dtype)
             self._model_key = key
         return self._model
@@ -285,7 +290,7 @@ class NeuralBackend:
             model = self.model_for(requests[0])
             import torch
 
-            with torch.inference_mode(), quiet_transformers():
+            with torch.inference_mode(), quiet_libraries():
                 results = self.generate_with(model, requests)
             if self.device == "cuda":
                 peak = int(torch.cuda.max_memory_allocated())
