@@ -304,3 +304,16 @@ text = "Welcome to the old forest."
         assert "100%" in proc.stderr and COMMIT in proc.stderr  # progress, then the snapshot folder
         rows = {r["name"]: r for r in json.loads(p.run("models", "--json", env=env2).stdout)}
         assert rows["mms-tts-eng"]["present"] == {"transformers": True}
+
+
+def test_backends_say_what_to_install(monkeypatch):
+    from assetbuild import backends
+    from assetbuild.backends import neural
+
+    monkeypatch.setattr(neural, "missing_packages", lambda *names: [n for n in names if n in ("torch", "omegaconf")])
+    rows = {r["name"]: r for r in backends.status_rows()}
+    for name in ("bark", "mms", "speecht5", "musicgen"):
+        assert not rows[name]["available"]
+        assert rows[name]["reason"] == 'needs torch: pip install "assetbuild[hf]" -c constraints.txt', rows[name]
+    assert "omegaconf" in rows["audiogen"]["reason"] and 'pip install "assetbuild[audiocraft]"' in rows["audiogen"]["reason"]
+    assert rows["espeak"]["available"] and rows["procedural"]["available"]

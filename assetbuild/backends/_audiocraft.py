@@ -30,6 +30,11 @@ from .neural import INSTALL
 
 _import_lock = threading.Lock()
 
+# What importing AudioCraft 1.3.0 needs (each found by blocking it), checked from package
+# metadata so `assetbuild backends` can say what is missing without importing anything.
+RUNTIME = ("torch", "audiocraft", "transformers", "huggingface_hub", "einops", "omegaconf", "julius", "num2words",
+           "flashy", "colorlog", "librosa", "torchmetrics", "av", "spacy", "xformers")
+
 
 def sampling_fields(window: float, overlap: float) -> tuple[Field, ...]:
     """Settings MusicGen and AudioGen share; ``window`` is the model's training length."""

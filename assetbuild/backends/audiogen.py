@@ -26,7 +26,7 @@ class AudioGenBackend(NeuralBackend):
     max_batch: ClassVar[int] = 8
     default_model: ClassVar[str] = "audiogen-medium"
     extra: ClassVar[str] = "audiocraft"
-    packages: ClassVar[tuple[str, ...]] = ("torch", "audiocraft")
+    packages: ClassVar[tuple[str, ...]] = ac.RUNTIME
     VERSION: ClassVar[str] = "1"
     settings: ClassVar[tuple[Field, ...]] = (
         Field("model", "str", "AudioGen model: audiogen-medium (default), a hub id or a local folder with "
