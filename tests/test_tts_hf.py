@@ -400,3 +400,17 @@ def test_served_synthesis_and_build_share_a_neural_backend(tiny, tmp_path):
         assert all(a.headers["x-cache"] == "generated" for a in answers)
         again = s.synth(text="Line number 3 of the forest.", voice="narrator")
         assert again.status_code == 200 and again.headers["x-cache"] == "hit"
+
+
+def test_new_weights_in_the_same_folder_are_loaded(tiny, tmp_path):
+    # `watch` and `serve` keep a model loaded: new weights under the same name must replace it.
+    folder = tmp_path / "voice"
+    shutil.copytree(tiny.mms, folder)
+    request = mms_request(tiny, settings={"model": str(folder)})
+    backend = MmsBackend()
+    first = backend.generate([request])[0].audio
+    shutil.rmtree(folder)
+    shutil.copytree(tiny.mms_other, folder)
+    second = backend.generate([request])[0].audio
+    fresh = MmsBackend().generate([request])[0].audio
+    assert not np.array_equal(first, second) and np.array_equal(second, fresh)

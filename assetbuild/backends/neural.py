@@ -191,7 +191,7 @@ class NeuralBackend:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._model: Any = None
-        self._model_key: tuple[str, str] | None = None
+        self._model_key: tuple[str, str, str] | None = None
         self.device: str | None = None
         self.peak_memory: dict[str, int] = {}  # model ref -> peak bytes on the GPU
 
@@ -267,10 +267,12 @@ class NeuralBackend:
         """The loaded model for ``request``; loading it drops any other (one resident)."""
         if self.device is None:
             self.load()
-        key = (self.model_ref(request), self.implementation(request))
+        located = self.locate(request)
+        # The identity too: new weights in the same folder or cache (a `watch` or `serve`
+        # keeps models loaded) must not be served by the model loaded before them.
+        key = (self.model_ref(request), self.implementation(request), repr(sorted(located.identity.items())))
         if self._model_key != key:
             self._drop()
-            located = self.locate(request)
             import torch
 
             dtype = torch.float16 if self._half(self.device or "cpu") else torch.float32
