@@ -32,7 +32,7 @@ from .neural import COMMON_SETTINGS, NeuralBackend, row_sampler, versions
 
 DEFAULT_MODEL = "bark-small"
 SAMPLE_RATE = 24_000
-VERSION = "1"  # bump when the way audio is made changes
+VERSION = "2"  # bump when the way audio is made changes
 
 # Speaking rate used to size chunks: Bark's semantic stage stops after about 15 s.
 CHARS_PER_SECOND = 14.0
@@ -186,6 +186,8 @@ class BarkBackend(NeuralBackend):
     def generate_with(self, model: Any, requests: list[Request]) -> list[Result]:
         import numpy as np
 
+        from ..audio.cleanup import fade
+        from ..speech.alignment import join
         from ..speech.script import plain_script
 
         loaded: _Loaded = model
@@ -230,7 +232,11 @@ class BarkBackend(NeuralBackend):
         results = []
         for i, req in enumerate(requests):
             pieces = scripts[i].pieces
-            audio = join([outputs[(i, c)][0] for c in range(len(pieces))], [p.pause_after for p in pieces], rate)
+            last = len(pieces) - 1
+            # Chunks faded at the joins so they do not click, then joined with the script's pauses.
+            parts = [(fade(np.asarray(outputs[(i, c)][0], dtype=np.float32), rate, FADE if c > 0 else 0.0,
+                           FADE if c < last else 0.0, curve="linear"), None, []) for c in range(len(pieces))]
+            audio = join(scripts[i], parts, rate)[0]
             preset = settings[i].get("preset")
             notes = [f"{len(pieces)} chunk{'s' if len(pieces) != 1 else ''} "
                      f"(max_chunk_seconds {float(settings[i]['max_chunk_seconds']):g})",
@@ -354,26 +360,3 @@ def _with_sampler(sampler: Any) -> Any:
                                        synced_gpus=synced_gpus, streamer=streamer, **model_kwargs)
 
     return decode
-
-
-def join(parts: list[Any], pauses: list[float], sample_rate: int) -> Any:
-    """Chunks end to end with each one's pause after it, faded at the joins so they do not click."""
-    import numpy as np
-
-    if len(parts) == 1:
-        return parts[0]
-    fade = int(FADE * sample_rate)
-    out = []
-    for k, (audio, pause) in enumerate(zip(parts, pauses)):
-        a = np.array(audio, dtype=np.float32)
-        n = min(fade, len(a) // 2)
-        if n:
-            ramp = np.linspace(0.0, 1.0, n, dtype=np.float32)
-            if k > 0:
-                a[:n] *= ramp
-            if k < len(parts) - 1:
-                a[-n:] *= ramp[::-1]
-        out.append(a)
-        if k < len(parts) - 1 and pause > 0:
-            out.append(np.zeros(int(round(pause * sample_rate)), dtype=np.float32))
-    return np.concatenate(out)

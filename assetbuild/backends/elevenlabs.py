@@ -17,6 +17,7 @@ Importing this module is cheap: the SDK and numpy are imported by ``load``/``gen
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import json
 import os
@@ -28,7 +29,7 @@ from typing import Any, Callable, ClassVar
 
 from ..manifest.fields import META, Field
 from .base import BackendUnavailable, Request, Result
-from .neural import missing_packages
+from .neural import missing_packages, versions
 
 INSTALL_HINT = 'pip install "assetbuild[elevenlabs]"'
 KEY_ENV = "ELEVENLABS_API_KEY"
@@ -136,15 +137,6 @@ def output_format(request: Request) -> str:
     return f"pcm_{int(_setting(request, 'sample_rate'))}"
 
 
-def _sdk_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("elevenlabs")
-    except PackageNotFoundError:
-        return "not installed"
-
-
 def _key() -> str:
     return os.environ.get(KEY_ENV, "").strip()
 
@@ -183,7 +175,7 @@ class ElevenLabsBackend:
 
     def fingerprint(self, request: Request) -> dict[str, Any]:
         model = _setting(request, "sfx_model_id" if request.kind == "sfx" else "model_id")
-        return {"backend": self.name, "version": self.VERSION, "sdk": _sdk_version(), "model_id": model,
+        return {"backend": self.name, "version": self.VERSION, "sdk": versions("elevenlabs")["elevenlabs"], "model_id": model,
                 "output_format": output_format(request)}
 
     def licence(self, request: Request) -> dict[str, Any]:
@@ -265,7 +257,7 @@ class ElevenLabsBackend:
 
         settings = VoiceSettings(**voice_settings(req))
         lang = language_code(req, model)
-        context = getattr(req, "context", None) or {}
+        context = req.context
         pieces = script.pieces
         parts = []
         for i, piece in enumerate(pieces):
@@ -419,6 +411,4 @@ def _backoff(attempt: int) -> float:
 
 
 def _memo_key(r: Request) -> str:
-    fields = {k: getattr(r, k, None) for k in ("id", "kind", "seed", "text", "prompt", "duration", "loop", "emotion",
-                                                "locale", "ssml", "lexicon", "settings", "context")}
-    return json.dumps(fields, sort_keys=True, default=str)
+    return json.dumps({**dataclasses.asdict(r), "base_dir": None}, sort_keys=True, default=str)

@@ -193,7 +193,6 @@ class NeuralBackend:
         self._model: Any = None
         self._model_key: tuple[str, str, str] | None = None
         self.device: str | None = None
-        self.peak_memory: dict[str, int] = {}  # model ref -> peak bytes on the GPU
 
     # -- what the build asks before running ------------------------------------------------
     def availability(self) -> str | None:
@@ -295,9 +294,7 @@ class NeuralBackend:
             with torch.inference_mode(), quiet_libraries():
                 results = self.generate_with(model, requests)
             if self.device == "cuda":
-                peak = int(torch.cuda.max_memory_allocated())
-                ref = self.model_ref(requests[0])
-                self.peak_memory[ref] = max(peak, self.peak_memory.get(ref, 0))
+                peak = int(torch.cuda.max_memory_allocated())  # since this model was loaded
                 for r in results:
                     r.meta.setdefault("notes", []).append(f"peak GPU memory {peak / 2**30:.2f} GiB")
             for r in results:

@@ -52,8 +52,6 @@ class Plan:
     def totals(self) -> dict[str, Any]:
         gen = self.with_action(GENERATE)
         chars = sum(len(i.request.text or "") for i in gen)
-        # Characters a paid service bills for (backends that say ``billed = True``).
-        billed = sum(len(i.request.text or "") for i in gen if getattr(backends.get(i.asset.backend), "billed", False))
         seconds = sum(i.request.duration or 0.0 for i in gen if i.request.kind != "dialogue")
         seconds += sum(len(i.request.text or "") / CHARS_PER_SECOND for i in gen if i.request.kind == "dialogue")
         return {
@@ -64,9 +62,14 @@ class Plan:
             "fresh": len(self.with_action(FRESH)),
             "remove": len(self.removed),
             "characters": chars,
-            "billed_characters": billed,
+            "billed_characters": billed_characters(gen),
             "seconds": round(seconds, 1),
         }
+
+
+def billed_characters(items: list[Item]) -> int:
+    """Characters a paid service bills for generating ``items`` (backends with ``billed = True``)."""
+    return sum(len(i.request.text or "") for i in items if getattr(backends.get(i.asset.backend), "billed", False))
 
 
 def request_for(asset: Asset, context: dict[str, str] | None = None, base_dir: str = "") -> Request:

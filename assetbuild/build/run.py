@@ -30,7 +30,7 @@ from ..manifest.model import Manifest
 from . import keys
 from .cache import Cache
 from .lock import Lockfile, brief_of, read_json, render_lock, signatures, stat_signature, unchanged, write_if_changed
-from .plan import FRESH, GENERATE, PLACE, PROCESS, Item, Plan, complete, make_plan
+from .plan import FRESH, GENERATE, PLACE, PROCESS, Item, Plan, billed_characters, complete, make_plan
 from .worker import CacheMiss, generate_batch, process_job_for, unload
 from .worker import process as process_job
 
@@ -89,9 +89,7 @@ class BuildResult:
             "output": str(self.plan.manifest.output_dir),
             "seconds": round(self.seconds, 3),
             "failures": self.failures,
-            "billed_characters": sum(len(i.request.text or "") for i in self.plan.items
-                                     if i.asset.id in self.generated_ids
-                                     and getattr(backends.get(i.asset.backend), "billed", False)),
+            "billed_characters": billed_characters([i for i in self.plan.items if i.asset.id in self.generated_ids]),
         }
 
 
@@ -185,8 +183,10 @@ def _check_terms(plan: Plan, options: Options) -> None:
             more = f" and {len(bad) - 10} more" if len(bad) > 10 else ""
             raise UsageError(f"--commercial: {len(bad)} assets would come from models not licensed for commercial "
                              f"use: {names}{more}")
+    if options.max_characters is None:
+        return
     billed = plan.totals()["billed_characters"]
-    if options.max_characters is not None and billed > options.max_characters:
+    if billed > options.max_characters:
         raise UsageError(f"--max-characters {options.max_characters}: this build would bill {billed} characters "
                          "(see `assetbuild plan`)")
 
