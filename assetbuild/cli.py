@@ -11,12 +11,19 @@ import json
 import os
 import shutil
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
 from . import __version__
+from .errors import AssetbuildError, Problem, UsageError, did_you_mean, first_line
+
+if TYPE_CHECKING:
+    from .manifest.model import Manifest
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 DEFAULT_MANIFEST = "assetbuild.toml"
 manifest_arg = click.argument("manifest", default=DEFAULT_MANIFEST, type=click.Path(dir_okay=False))
@@ -25,13 +32,21 @@ cache_opt = click.option("--cache-dir", type=click.Path(file_okay=False), envvar
 
 
 class _Group(click.Group):
-    def resolve_command(self, ctx: click.Context, args: list[str]):  # type: ignore[override]
+    def resolve_command(self, ctx: click.Context,
+                        args: list[str]) -> tuple[str | None, click.Command | None, list[str]]:
         name = args[0] if args else ""
         if name and not name.startswith("-") and self.get_command(ctx, name) is None:
             close = difflib.get_close_matches(name, self.list_commands(ctx), n=1)
             hint = f" Did you mean '{close[0]}'?" if close else ""
             ctx.fail(f"No such command '{name}'.{hint}")
         return super().resolve_command(ctx, args)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        # Every command's errors end here: one line per problem, the error's exit code.
+        try:
+            return super().invoke(ctx)
+        except AssetbuildError as exc:
+            _fail(exc)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -45,13 +60,13 @@ def main() -> None:
     """
 
 
-def _fail_usage(exc: Exception) -> NoReturn:
-    problems = getattr(exc, "problems", None) or [exc]
-    for p in problems:
-        click.echo(f"error: {p}", err=True)
-    if len(problems) > 1:
-        click.echo(f"{len(problems)} problems; nothing was built.", err=True)
-    sys.exit(2)
+def _fail(exc: AssetbuildError) -> NoReturn:
+    lines = exc.lines()
+    for line in lines:
+        click.echo(f"error: {line}", err=True)
+    if len(lines) > 1:
+        click.echo(f"{len(lines)} problems; nothing was built.", err=True)
+    sys.exit(exc.exit_code)
 
 
 profile_opt = click.option("--profile", metavar="NAME",
@@ -59,15 +74,15 @@ profile_opt = click.option("--profile", metavar="NAME",
                                 "generated audio.")
 
 
-def _set_env(name: str):
+def _set_env(name: str) -> Callable[[click.Context, click.Parameter, Any], None]:
     # Through the environment, so worker processes and every backend see the same choice.
-    def callback(ctx: click.Context, param: click.Parameter, value):
+    def callback(ctx: click.Context, param: click.Parameter, value: Any) -> None:
         if value:
             os.environ[name] = "1" if value is True else value
     return callback
 
 
-def model_opts(f):
+def model_opts(f: F) -> F:
     """--device and --allow-download, for the commands that run neural backends."""
     f = click.option("--allow-download", is_flag=True, expose_value=False,
                      callback=_set_env("ASSETBUILD_ALLOW_DOWNLOAD"),
@@ -77,14 +92,10 @@ def model_opts(f):
                         help="Where neural models run (default auto: CUDA, then MPS, then CPU).")(f)
 
 
-def _load(manifest: str, quiet: bool = False, profile: str | None = None):
-    from .errors import UsageError
+def _load(manifest: str, quiet: bool = False, profile: str | None = None) -> Manifest:
     from .manifest import load
 
-    try:
-        m = load(manifest, profile=profile)
-    except UsageError as exc:
-        _fail_usage(exc)
+    m = load(manifest, profile=profile)
     if not quiet:
         for w in m.warnings:
             click.echo(f"warning: {w}", err=True)
@@ -110,9 +121,8 @@ def _load(manifest: str, quiet: bool = False, profile: str | None = None):
 def build(manifest: str, locked: bool, as_json: bool, quiet: bool, jobs: int | None, copy: bool, commercial: bool,
           max_characters: int | None, profile: str | None, cache_dir: str | None) -> None:
     """Generate, master and export every asset in MANIFEST that changed."""
-    from .build.run import Options
-    from .build.run import build as run_build
-    from .errors import UsageError
+    from .pipeline.run import Options
+    from .pipeline.run import build as run_build
     from .progress import Reporter
 
     m = _load(manifest, quiet=quiet, profile=profile)
@@ -122,8 +132,6 @@ def build(manifest: str, locked: bool, as_json: bool, quiet: bool, jobs: int | N
     try:
         with reporter:
             result = run_build(m, options, reporter.event)
-    except UsageError as exc:
-        _fail_usage(exc)
     except KeyboardInterrupt:
         click.echo("interrupted; finished work is cached and will be reused", err=True)
         sys.exit(130)
@@ -153,13 +161,13 @@ def build(manifest: str, locked: bool, as_json: bool, quiet: bool, jobs: int | N
 @cache_opt
 def plan(manifest: str, as_json: bool, profile: str | None, cache_dir: str | None) -> None:
     """Show what a build would generate or re-process, and why."""
-    from .build.run import plan_build
+    from .pipeline.run import plan_build
 
     m = _load(manifest, profile=profile)
     p = plan_build(m, Path(cache_dir) if cache_dir else None)
     totals = p.totals()
     if as_json:
-        items = [{"id": i.asset.id, "kind": i.asset.kind, "action": i.action, "reasons": i.reasons}
+        items = [{"id": i.id, "kind": i.asset.kind, "action": i.action.value, "reasons": i.reasons}
                  for i in p.items if i.action != "fresh"]
         click.echo(json.dumps({"totals": totals, "items": items, "remove": sorted(p.removed)}))
         return
@@ -180,17 +188,16 @@ def plan(manifest: str, as_json: bool, profile: str | None, cache_dir: str | Non
 @profile_opt
 def clean(manifest: str, profile: str | None) -> None:
     """Remove the built outputs (the cache is kept)."""
-    from .build.lock import read_lock
-    from .build.run import project_paths
-    from .export.metadata import SIDECARS, sidecar_file
-    from .export.metadata import REPORT
-    from .manifest.model import ENGINES
+    from .export.metadata import PACK, REPORT
+    from .manifest.model import ENGINES, SIDECARS, sidecar_file
+    from .pipeline.lock import read_lock
+    from .pipeline.state import paths_of
 
     m = _load(manifest, profile=profile)
-    _, lock_path, state_path = project_paths(m, None)
+    paths = paths_of(m)
     removed = 0
-    mains = [a.get("file", "") for a in read_lock(lock_path).values()]
-    files = [*mains, *(sidecar_file(f, n) for f in mains if f for n in SIDECARS), "assetpack.json", REPORT]
+    mains = [a.get("file", "") for a in read_lock(paths.lock).values()]
+    files = [*mains, *(sidecar_file(f, n) for f in mains if f for n in SIDECARS), PACK, REPORT]
     for rel in files:
         path = m.output_dir / rel
         if rel and path.is_file():
@@ -201,7 +208,7 @@ def clean(manifest: str, profile: str | None) -> None:
         if folder.is_dir():
             removed += sum(1 for f in folder.rglob("*") if f.is_file())
             shutil.rmtree(folder)
-    state_path.unlink(missing_ok=True)
+    paths.state.unlink(missing_ok=True)
     for sub in sorted(m.output_dir.rglob("*"), reverse=True) if m.output_dir.exists() else []:
         if sub.is_dir() and not any(sub.iterdir()):
             sub.rmdir()
@@ -215,27 +222,19 @@ def clean(manifest: str, profile: str | None) -> None:
 @profile_opt
 def export(manifest: str, engines: tuple[str, ...], profile: str | None) -> None:
     """Write engine import files into <output>/<engine>/ from the built assetpack.json."""
-    from .errors import UsageError
     from .export import engines as exports
-    from .errors import did_you_mean
 
     m = _load(manifest, profile=profile)
     for name in engines:
         if name not in exports.ENGINES:
-            _fail_usage(UsageError(f"unknown engine '{name}'" + did_you_mean(name, exports.ENGINES)
-                                   + f"; engines: {', '.join(exports.ENGINES)}"))
+            raise UsageError(f"unknown engine '{name}'" + did_you_mean(name, exports.ENGINES)
+                             + f"; engines: {', '.join(exports.ENGINES)}")
     chosen = list(dict.fromkeys(engines)) or m.engines
     if not chosen:
-        _fail_usage(UsageError("no engine given: use --engine NAME, or set [export] engines in the manifest"))
-    try:
-        pack = exports.load_pack(m.output_dir, m.prefixes)
-    except UsageError as exc:
-        _fail_usage(exc)
+        raise UsageError("no engine given: use --engine NAME, or set [export] engines in the manifest")
+    pack = exports.load_pack(m.output_dir, m.prefixes)
     for name in chosen:
-        try:
-            written = exports.write(name, pack)
-        except UsageError as exc:
-            _fail_usage(exc)
+        written = exports.write(name, pack)
         click.echo(f"{name}: {len(written)} files in {m.output_dir / name}")
 
 
@@ -250,13 +249,11 @@ def pack(manifest: str, dist: str | None, profile: str | None) -> None:
     The same tree gives a byte-identical zip. Fails (exit 1) when a file that assetpack.json
     lists is missing or changed: build first.
     """
-    from .errors import Problem, UsageError
     from .export import pack as packer
 
     m = _load(manifest, profile=profile)
     if not (m.output_dir / "assetpack.json").is_file():
-        _fail_usage(UsageError([Problem(str(m.output_dir / "assetpack.json"), "",
-                                        "not found; run `assetbuild build` first")]))
+        raise UsageError([Problem(str(m.output_dir / "assetpack.json"), "", "not found; run `assetbuild build` first")])
     name = f"{m.name}-{m.version}" + (f"-{m.profile}" if m.profile else "")
     folder = Path(dist) if dist else m.root / "dist"
     try:
@@ -278,13 +275,12 @@ def report(manifest: str, open_: bool, profile: str | None) -> None:
     It lists every asset with a player, its waveform, loudness and true peak against the
     target, loop points and whether the last build generated, re-processed or reused it.
     """
-    from .errors import Problem, UsageError
     from .export.report import REPORT
 
     m = _load(manifest, profile=profile)
     path = (m.output_dir / REPORT).resolve()
     if not path.is_file():
-        _fail_usage(UsageError([Problem(str(path), "", "not found; run `assetbuild build` first")]))
+        raise UsageError([Problem(str(path), "", "not found; run `assetbuild build` first")])
     click.echo(str(path))
     if open_:
         import webbrowser
@@ -335,17 +331,12 @@ def watch(manifest: str, as_json: bool, quiet: bool, jobs: int | None, copy: boo
     Stops on Ctrl-C (exit 0). A manifest with errors is reported and the last good output kept.
     See docs/watch.md.
     """
-    from .errors import UsageError
     from .watch import Settings
     from .watch import watch as run_watch
 
     settings = Settings(Path(manifest), profile=profile, cache_dir=Path(cache_dir) if cache_dir else None,
                         jobs=jobs or 0, copy=copy, as_json=as_json, quiet=quiet, debounce=debounce)
-    try:
-        code = run_watch(settings)
-    except UsageError as exc:
-        _fail_usage(exc)
-    sys.exit(code)
+    sys.exit(run_watch(settings))
 
 
 @main.command()
@@ -359,24 +350,19 @@ def preview(sequence: str, manifest: str, as_json: bool, cache_dir: str | None) 
     Writes into .assetbuild/preview/SEQUENCE/, sharing the cache with real builds, so the
     next `assetbuild build` reuses everything it generated.
     """
-    from .build.run import Options
-    from .build.run import build as run_build
-    from .errors import Problem, UsageError
-    from .errors import did_you_mean
     from .manifest.sequence import preview_manifest
+    from .pipeline.run import Options
+    from .pipeline.run import build as run_build
 
     m = _load(manifest, quiet=as_json)
     ids = [s.id for s in m.sequences]
     if sequence not in ids:
-        _fail_usage(UsageError([Problem(manifest, "", f"no sequence '{sequence}'" + did_you_mean(sequence, ids)
-                                        + f" (sequences: {', '.join(ids) or 'none defined'})")]))
+        raise UsageError([Problem(manifest, "", f"no sequence '{sequence}'" + did_you_mean(sequence, ids)
+                                  + f" (sequences: {', '.join(ids) or 'none defined'})")])
     scratch = preview_manifest(m, sequence)
-    try:
-        result = run_build(scratch, Options(cache_dir=Path(cache_dir) if cache_dir else None))
-    except UsageError as exc:
-        _fail_usage(exc)
+    result = run_build(scratch, Options(cache_dir=Path(cache_dir) if cache_dir else None))
     for f in result.failures:
-        click.echo(f"failed    {f['id']}: {f['error']}", err=True)
+        click.echo(f"failed    {f.id}: {f.error}", err=True)
     doc = json.loads((scratch.output_dir / "assetpack.json").read_text(encoding="utf-8"))
     record = next((r for r in doc.get("sequences", []) if r["id"] == sequence), None)
     if record is None:
@@ -384,7 +370,7 @@ def preview(sequence: str, manifest: str, as_json: bool, cache_dir: str | None) 
     if as_json:
         click.echo(json.dumps(record))
     else:
-        from .build.sequences import timeline_text
+        from .pipeline.sequences import timeline_text
 
         click.echo(timeline_text(record), nl=False)
         click.echo(f"mix: {scratch.output_dir / record['file']}")
@@ -401,12 +387,12 @@ def cache() -> None:
 @cache_opt
 def cache_gc(manifest: str, cache_dir: str | None) -> None:
     """Delete cache entries the lockfile does not reference."""
-    from .build.cache import Cache
-    from .build.lock import read_lock
-    from .build.run import lock_path, project_paths
+    from .pipeline.cache import Cache
+    from .pipeline.lock import read_lock
+    from .pipeline.state import lock_path, paths_of
 
     m = _load(manifest)
-    root, _, _ = project_paths(m, Path(cache_dir) if cache_dir else None)
+    root = paths_of(m, Path(cache_dir) if cache_dir else None).cache
     # What the main build and every profile's build use.
     locked = [a for p in [None, *m.profiles] for a in read_lock(lock_path(m.root, p)).values()]
     keep = {"generate": {a["generate"] for a in locked}, "process": {a["process"] for a in locked}}
@@ -443,30 +429,25 @@ def serve(manifest: str, host: str, port: int, token: str | None, jobs: int | No
           max_text: int, max_body: int, max_queued: int, max_batch_items: int, timeout: float, watch: bool,
           cache_dir: str | None) -> None:
     """Serve MANIFEST over HTTP: synthesis through the build cache, assets, builds (docs/server.md)."""
-    from .errors import UsageError
-
     from .server.auth import bind_problem
 
     problem = bind_problem(host, token)
     if problem:
-        _fail_usage(UsageError(problem))
+        raise UsageError(problem)
     try:
         import fastapi  # noqa: F401
         import uvicorn
     except ImportError as exc:
-        _fail_usage(UsageError(f"the server needs its extra ({exc.name} is missing): "
-                               'pip install "assetbuild[server]"'))
+        raise UsageError(f"the server needs its extra ({exc.name} is missing): "
+                         'pip install "assetbuild[server]"') from None
     from .server.app import create_app
     from .server.limits import Limits
 
     _load(manifest)  # warnings and problems, as `build` shows them
     limits = Limits(workers=jobs or 0, max_text_chars=max_text, max_body_bytes=max_body, max_queued=max_queued,
                     max_batch_items=max_batch_items, timeout=timeout)
-    try:
-        app = create_app(manifest, token=token, limits=limits, watch=watch,
-                         cache_dir=Path(cache_dir) if cache_dir else None, cors_origins=cors)
-    except UsageError as exc:
-        _fail_usage(exc)
+    app = create_app(manifest, token=token, limits=limits, watch=watch,
+                     cache_dir=Path(cache_dir) if cache_dir else None, cors_origins=cors)
     click.echo(f"serving {manifest} on http://{host}:{port} (API: /docs, schema: /openapi.json)", err=True)
     uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=30)
 
@@ -515,22 +496,19 @@ def models_cmd(ctx: click.Context, as_json: bool) -> None:
 def models_pull(name: str, implementation: str) -> None:
     """Download model NAME (a known name or a Hugging Face repo id) into the Hugging Face cache,
     with the models it needs (text encoder, vocoder)."""
-    from .backends.base import BackendUnavailable
-    from .errors import UsageError
     from .models.catalog import KNOWN, find
     from .models.store import is_path, pull
 
     if is_path(name) or (find(name) is None and "/" not in name):
         close = difflib.get_close_matches(name, list(KNOWN), n=1)
         hint = f" Did you mean '{close[0]}'?" if close else ""
-        _fail_usage(UsageError(f"unknown model '{name}': give a name from `assetbuild models` or a hub repo id.{hint}"))
+        raise UsageError(f"unknown model '{name}': give a name from `assetbuild models` or a hub repo id.{hint}")
     try:
         paths = pull(name, implementation)
-    except BackendUnavailable as exc:
-        _fail_usage(UsageError(str(exc)))
+    except AssetbuildError:
+        raise
     except Exception as exc:  # network, authentication (gated repos), disk full
-        click.echo(f"error: could not download {name}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
-                   err=True)
+        click.echo(f"error: could not download {name}: {first_line(exc)}", err=True)
         sys.exit(1)
     for path in paths:
         click.echo(f"{path}", err=True)

@@ -5,7 +5,7 @@ folders an ``include`` glob could match a new file in, and the input files the m
 (see ``input_files``). Events are filtered down to those paths and debounced, so an editor's
 save dance (write a temp file, rename it over the original, delete a backup) gives one rebuild.
 
-Each rebuild reloads the manifest and runs an ordinary incremental ``build.run.build``: the
+Each rebuild reloads the manifest and runs an ordinary incremental ``pipeline.run.build``: the
 lockfile and the cache decide what to regenerate, exactly as ``assetbuild build`` would. What
 ``watch`` adds is a worker pool that lives as long as the watch (workers keep numpy, scipy and
 the loaded backends between rebuilds; starting one costs most of a second), heavy models kept
@@ -25,9 +25,13 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, TextIO
 
 from .errors import UsageError
+
+if TYPE_CHECKING:
+    from .pipeline.executor import LocalExecutor
 
 DEBOUNCE = 0.1  # seconds of quiet after the last event before rebuilding
 MAX_WAIT = 1.0  # a steady stream of events still rebuilds this long after the first one
@@ -68,7 +72,7 @@ class Targets:
 
 def targets_of(manifest: Any, cache_root: Path | None = None) -> Targets:
     """What to watch for a loaded manifest: its sources, its include globs, its input files."""
-    from .build.run import lock_path
+    from .pipeline.state import lock_path
 
     files = {os.path.normpath(p) for p in manifest.sources} | {str(p) for p in input_files(manifest)}
     ignore = [manifest.output_dir, manifest.root / ".assetbuild"] + ([cache_root] if cache_root else [])
@@ -76,7 +80,7 @@ def targets_of(manifest: Any, cache_root: Path | None = None) -> Targets:
                     extra_ignored=[str(lock_path(manifest.root, manifest.profile))])
 
 
-def _targets(files: set[str], patterns: list[str], ignore: list[str], extra_ignored: list[str] = ()) -> Targets:
+def _targets(files: set[str], patterns: list[str], ignore: list[str], extra_ignored: Sequence[str] = ()) -> Targets:
     watches: dict[str, bool] = {}
     for f in files:
         watches[os.path.dirname(f)] = watches.get(os.path.dirname(f), False)
@@ -214,7 +218,7 @@ class Watch:
         self.s, self.out, self.err = settings, out, err
         self.path = Path(settings.manifest)
         self.jobs = settings.jobs or os.cpu_count() or 1
-        self.pool: Any = None
+        self.executor: LocalExecutor | None = None
         self.observer: Any = None
         self.watches: dict[tuple[str, bool], Any] = {}
         self.targets = _targets({os.path.normpath(self.path.resolve())}, [], [])
@@ -249,20 +253,14 @@ class Watch:
             self.observer.stop()
             self.observer.join(timeout=5)
         interrupted = self.interrupted
-        self._stop_pool()
-        from .build.run import _unload_all
-
-        _unload_all()
+        self._stop_executor()  # frees the heavy models too
         if interrupted and self.good is not None:
             # Workers are gone, so their temp files in the cache are leftovers now.
-            from .build.cache import Cache
-            from .build.run import project_paths
+            from .fsutil import remove_temps
+            from .pipeline.cache import Cache
 
-            Cache(project_paths(self.good, self.s.cache_dir)[0]).clean_tmp()
-            out = self.good.output_dir
-            if out.exists():
-                for tmp in out.rglob(f".*.{os.getpid()}.tmp"):
-                    tmp.unlink(missing_ok=True)
+            Cache(self._cache_root(self.good)).clean_tmp()
+            remove_temps(self.good.output_dir, os.getpid())
 
     def run(self) -> None:
         """Build once, then rebuild on every change until interrupted (KeyboardInterrupt)."""
@@ -325,9 +323,10 @@ class Watch:
 
     # -- one rebuild -------------------------------------------------------------------------
     def rebuild(self, trigger: list[str], since: float) -> None:
-        from .build.run import Options, ProjectBusy
-        from .build.run import build as run_build
+        from .errors import ProjectBusy
         from .manifest import load
+        from .pipeline.run import Options
+        from .pipeline.run import build as run_build
 
         shown = [self._shown(p) for p in trigger]
         try:
@@ -342,9 +341,8 @@ class Watch:
             self._catch_up(manifest)
         self._warnings([str(w) for w in manifest.warnings])
         self._warm_backends(manifest)
-        if self.pool is None or getattr(self.pool, "_broken", False):
-            self._stop_pool()
-            self._new_pool()
+        if self.executor is None:
+            self._new_executor()
         changes: dict[str, list[str]] = {"generated": [], "processed": [], "placed": []}
 
         from .progress import Reporter
@@ -356,8 +354,7 @@ class Watch:
                 changes.setdefault(data["status"], []).append(data["id"])
             reporter.event(kind, data)
 
-        options = Options(cache_dir=self.s.cache_dir, jobs=self.jobs, copy=self.s.copy,
-                          executor=self.pool, keep_models=True)
+        options = Options(cache_dir=self.s.cache_dir, jobs=self.jobs, copy=self.s.copy, executor=self.executor)
         busy, self.busy = self.busy, False
         try:
             with reporter:
@@ -376,9 +373,9 @@ class Watch:
         except KeyboardInterrupt:
             self.interrupted = True
             raise
-        except Exception as exc:  # e.g. the pool broke: report, start a fresh pool next time
+        except Exception as exc:  # never let the watch die: report, start fresh workers next time
             self._report_errors(shown, [f"build crashed: {type(exc).__name__}: {exc}"], since)
-            self._stop_pool()
+            self._stop_executor()
             return
         summary = result.summary()
         written = sorted({i for ids in changes.values() for i in ids})
@@ -420,40 +417,36 @@ class Watch:
         return reschedule(self.observer, handler, self.watches, self.targets,
                           lambda folder, exc: self._note(f"warning: cannot watch {folder}: {exc.strerror or exc}"))
 
-    # -- the worker pool ---------------------------------------------------------------------
-    def _new_pool(self) -> None:
-        from .build.run import new_pool, noop_job, warm_worker
+    # -- the executor ------------------------------------------------------------------------
+    def _new_executor(self) -> None:
+        from .pipeline.executor import LocalExecutor
 
-        self.pool = new_pool(self.jobs, initializer=warm_worker, initargs=(sorted(self.backends),))
+        self.executor = LocalExecutor(self.jobs, warm=sorted(self.backends))
         # Workers start on demand; ask for all of them now, so that they import and load while
         # nothing waits on them (the first rebuild after an edit must not pay for it).
-        for _ in range(self.jobs):
-            self.pool.submit(noop_job)
+        self.executor.start()
 
     def _warm_backends(self, manifest: Any) -> None:
-        """Remember the parallel backends in use, so that a fresh pool's workers load them."""
+        """Remember the parallel backends in use, so that new workers load them as they start."""
         from . import backends
 
         for name in {a.backend for a in manifest.assets}:
             try:
                 if backends.get(name).parallel:
                     self.backends.add(name)
-            except Exception:
+            except Exception:  # an unknown backend: the manifest check reports it
                 pass
 
-    def _stop_pool(self) -> None:
-        pool, self.pool = self.pool, None
-        if pool is None:
-            return
-        for proc in list((getattr(pool, "_processes", None) or {}).values()):
-            proc.terminate()  # idle workers, or an interrupted build's: nothing to wait for
-        pool.shutdown(wait=True, cancel_futures=True)
+    def _stop_executor(self) -> None:
+        executor, self.executor = self.executor, None
+        if executor is not None:
+            executor.shutdown(kill=True)  # idle workers, or an interrupted build's: nothing to wait for
 
     # -- output ------------------------------------------------------------------------------
     def _cache_root(self, manifest: Any) -> Path:
-        from .build.run import project_paths
+        from .pipeline.state import paths_of
 
-        return project_paths(manifest, self.s.cache_dir)[0]
+        return paths_of(manifest, self.s.cache_dir).cache
 
     def _shown(self, path: str) -> str:
         root = str(self.path.resolve().parent)

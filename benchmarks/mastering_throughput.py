@@ -2,7 +2,7 @@
 
     python benchmarks/mastering_throughput.py [--seconds 60] [--repeat 5]
 
-Runs ``build.worker.process`` (what a build runs per asset: load the generated audio from the
+Runs ``pipeline.worker.process`` (what a build runs per asset: load the generated audio from the
 cache, master it, dither, encode, hash and store the file) on one core, single-threaded, for
 several kinds of input, and prints the median speed as seconds of audio per second of wall time.
 
@@ -29,8 +29,8 @@ import numpy as np  # noqa: E402
 
 from assetbuild.audio.master import Settings  # noqa: E402
 from assetbuild.backends.base import Result  # noqa: E402
-from assetbuild.build.cache import Cache  # noqa: E402
-from assetbuild.build.worker import ProcessJob, process, store_generated  # noqa: E402
+from assetbuild.pipeline.cache import Cache  # noqa: E402
+from assetbuild.pipeline.worker import ProcessJob, process, store_generated  # noqa: E402
 
 SR = 48000
 

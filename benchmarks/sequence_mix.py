@@ -16,7 +16,7 @@ import numpy as np
 
 from assetbuild.audio.cleanup import loop_crossfade
 from assetbuild.audio.mix import Source, mix
-from assetbuild.build.timeline import Event, Placed
+from assetbuild.timeline import Event, Placed
 
 SR = 48000
 

@@ -14,7 +14,7 @@ import pytest
 
 import assetbuild.backends.elevenlabs as el
 from assetbuild.backends import BackendUnavailable, Request
-from assetbuild.manifest.fields import META
+from assetbuild.fields import Stage
 from fake_elevenlabs import LEAD, TAIL, FakeElevenLabs, char_times, error_body
 
 KEY = "sk-test-SECRET-1234"
@@ -56,7 +56,7 @@ def test_protocol_attributes():
     assert cls.name == "elevenlabs" and cls.kinds == frozenset({"dialogue", "sfx"})
     assert cls.parallel is False and cls.max_batch == 16 and cls.billed is True and cls.uses_context is True
     fields = {f.name: f for f in cls.settings}
-    assert fields["concurrency"].stage == META and fields["timeout"].stage == META
+    assert fields["concurrency"].stage == Stage.META and fields["timeout"].stage == Stage.META
     assert fields["model_id"].default == "eleven_multilingual_v2" and fields["sample_rate"].default == 24000
     assert fields["sample_rate"].choices == (16000, 22050, 24000, 44100)
     from assetbuild import backends
@@ -399,7 +399,8 @@ def test_sfx_duration_honoured(fake, backend):
 
 def test_sfx_natural_length_loop_and_short(fake, backend):
     a, b = backend.generate([sfx(id="a"), sfx(id="b", duration=0.2, loop=True, settings={"sample_rate": 22050})])
-    first, second = fake.paths("/v1/sound-generation")
+    # Sent concurrently: tell them apart by what they ask, not by arrival.
+    first, second = sorted(fake.paths("/v1/sound-generation"), key=lambda r: "loop" in r["json"])
     assert "duration_seconds" not in first["json"]
     assert second["json"]["duration_seconds"] == 0.5 and second["json"]["loop"] is True  # the service's minimum
     assert len(b.audio) == round(0.2 * 22050) and b.sample_rate == 22050  # cut to what was asked

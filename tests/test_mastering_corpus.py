@@ -1,6 +1,6 @@
 """The mastering chain on a corpus of 30+ assets, checked by ffmpeg's ebur128 and by our own meter.
 
-Each asset goes through the real process stage (``build.worker.process``: master, dither,
+Each asset goes through the real process stage (``pipeline.worker.process``: master, dither,
 encode to a 16-bit WAV) exactly as a build runs it, with the per-kind defaults of the manifest.
 Speech, music, ambience and effects come from the embedded backends; the rest are synthetic
 inputs chosen to be hard: hot clipped material, bare transients, near silence.
@@ -16,8 +16,8 @@ from assetbuild import backends
 from assetbuild.audio.loudness import SilentAudio, integrated, momentary_max, true_peak
 from assetbuild.audio.master import Settings
 from assetbuild.backends.base import Request
-from assetbuild.build.cache import Cache
-from assetbuild.build.worker import ProcessJob, process, store_generated
+from assetbuild.pipeline.cache import Cache
+from assetbuild.pipeline.worker import ProcessJob, process, store_generated
 from assetbuild.export.audiofile import read_loop
 from assetbuild.manifest.model import BUILTIN_DEFAULTS, entry_fields
 from test_audio_dsp import SR, clipped_noise, ffmpeg_ebur128_file, pink, sine, speech_like, transient
@@ -128,7 +128,7 @@ def mastered(tmp_path_factory):
         job = ProcessJob(name, kind, key, f"{i + 1000:064x}", ("wav",), 16, kind_settings(kind, loop),
                          text=LINES.get(name, "words" if kind == "dialogue" else None))
         record = process(str(root / "cache"), job)
-        out[name] = (record, cache.blob_path(record["sha256"]), kind)
+        out[name] = (record, cache.blob_path(record.sha256), kind)
     return out
 
 
@@ -143,7 +143,7 @@ def test_loudness_and_true_peak_by_both_meters(mastered, name):
     record, path, kind = mastered[name]
     audio, sr = sf.read(str(path), dtype="float32", always_2d=True)
     assert sr == SR and sf.info(str(path)).subtype == "PCM_16"
-    ceiling = record["true_peak_ceiling"]
+    ceiling = record.true_peak_ceiling
     ref = ffmpeg_ebur128_file(path)
 
     # True peak: ours within 0.1 dB of the ceiling, ffmpeg within 0.3 dB; nothing clips.
@@ -151,26 +151,26 @@ def test_loudness_and_true_peak_by_both_meters(mastered, name):
     assert ref["peak"] <= ceiling + 0.3, ref
     assert np.abs(audio).max() < 1.0
 
-    target = record["loudness_target"]
+    target = record.loudness_target
     if len(audio) >= 3 * sr:
-        assert record["loudness_mode"] == "integrated"
-        assert record["target_met"], record
+        assert record.loudness_mode == "integrated"
+        assert record.target_met, record
         assert integrated(audio, sr) == pytest.approx(target, abs=0.5)
         assert ref["I_precise"] == pytest.approx(target, abs=0.5), ref
     else:
-        assert record["loudness_mode"] == "momentary-max"
+        assert record.loudness_mode == "momentary-max"
         measured = momentary_max(audio, sr)
-        if record["target_met"]:
+        if record.target_met:
             assert measured == pytest.approx(target, abs=0.5)
         else:  # reported, never silently missed: it is short of the target, and the record says so
-            assert measured < target - 0.5 and record["loudness"] == pytest.approx(measured, abs=0.05)
+            assert measured < target - 0.5 and record.loudness == pytest.approx(measured, abs=0.05)
 
 
 @pytest.mark.parametrize("name", [n for n in CORPUS if (PROMPTS.get(n) or (0, 0, 0, False))[3]])
 def test_loops_are_seamless_and_marked(mastered, name):
     record, path, _ = mastered[name]
     audio, _ = sf.read(str(path), dtype="float32", always_2d=True)
-    loop = record["loop"]
+    loop = record.loop
     assert read_loop(path) == (loop["start"], loop["end"]) == (0, len(audio) - 1)
     steps = np.abs(np.diff(audio, axis=0)).max(axis=1)
     seam = np.abs(audio[0] - audio[-1]).max()
@@ -189,7 +189,7 @@ def test_near_silent_input_fails_instead_of_becoming_noise(tmp_path, name):
 
 
 def test_clips_that_cannot_reach_their_target_are_reported(mastered):
-    short_of = [name for name, (record, _, _) in mastered.items() if not record["target_met"]]
+    short_of = [name for name, (record, _, _) in mastered.items() if not record.target_met]
     # Percussive short hits cannot reach -20 LUFS momentary-max under -1 dBTP; they are reported.
     assert short_of and all(mastered[n][2] == "sfx" for n in short_of), short_of
 

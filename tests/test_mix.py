@@ -9,7 +9,7 @@ import pytest
 
 from assetbuild.audio.cleanup import loop_crossfade
 from assetbuild.audio.mix import ANTI_CLICK_S, Ducking, Source, duck_curve, frame_at, mix
-from assetbuild.build.timeline import Event, Placed, Scene, resolve, resolve_scenes
+from assetbuild.timeline import Event, Placed, Scene, resolve, resolve_scenes
 
 SR = 48000
 OFF = Ducking(enabled=False)

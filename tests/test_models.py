@@ -18,7 +18,7 @@ PLUGIN = """
 import json, os
 import numpy as np
 from assetbuild.backends.base import Request, Result
-from assetbuild.manifest.fields import META, Field
+from assetbuild.fields import Field, Stage
 
 class Paid:
     name = "paid"
@@ -27,7 +27,7 @@ class Paid:
     parallel = False
     billed = True
     uses_context = True
-    settings = (Field("batch_size", "int", "batch", minimum=1, stage=META),)
+    settings = (Field("batch_size", "int", "batch", minimum=1, stage=Stage.META),)
 
     def availability(self): return None
     def fingerprint(self, request): return {"backend": "paid", "version": 1}

@@ -12,8 +12,8 @@ from conftest import SMALL, Project
 
 
 def test_keys_from_the_last_build_are_not_trusted_across_code_changes(tmp_path, monkeypatch):
-    from assetbuild.build import keys
-    from assetbuild.build.run import plan_build
+    from assetbuild.pipeline import keys
+    from assetbuild.pipeline.run import plan_build
     from assetbuild.manifest import load
     from assetbuild.manifest import model
 

@@ -282,8 +282,8 @@ def test_backend_without_timing_gets_estimated_words(tmp_path):
     """A backend that reports no words: the process stage estimates them over the speech."""
     from assetbuild.audio.master import Settings
     from assetbuild.backends.base import Result
-    from assetbuild.build.cache import Cache
-    from assetbuild.build.worker import ProcessJob, process, store_generated
+    from assetbuild.pipeline.cache import Cache
+    from assetbuild.pipeline.worker import ProcessJob, process, store_generated
 
     sr = 24000
     t = np.arange(int(1.5 * sr)) / sr
@@ -294,12 +294,12 @@ def test_backend_without_timing_gets_estimated_words(tmp_path):
     job = ProcessJob("x", "dialogue", "g" * 64, "p" * 64, ("wav",), 16,
                      Settings(48000, 1, -20.0, -1.0, trim=True), text="Hello there [pause] my friend.")
     record = process(str(tmp_path / "cache"), job)
-    assert record["timing"] == "estimated" and record["text"] == "Hello there my friend."
-    words = record["words"]
+    assert record.timing == "estimated" and record.text == "Hello there my friend."
+    words = record.words
     assert [w["text"] for w in words] == ["Hello", "there", "my", "friend"]
     assert words[0]["start"] == pytest.approx(0.05, abs=0.01)  # the speech starts after the trim pad
     assert words[-1]["end"] == pytest.approx(0.05 + 1.5, abs=0.02)
-    assert set(record["sidecars"]) == {"srt", "vtt"}  # no phonemes: no lip-sync track
+    assert set(record.sidecars) == {"srt", "vtt"}  # no phonemes: no lip-sync track
 
 
 def test_long_line_is_spoken_in_pieces():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from assetbuild.build.timeline import Event, Placed, Scene, TimelineError, resolve, resolve_scenes
+from assetbuild.timeline import Event, Placed, Scene, TimelineError, resolve, resolve_scenes
 
 DUR = {"intro": 2.0, "reply": 1.5, "door": 0.4, "music": 30.0, "wind": 10.0, "whoosh": 1.0, "outro": 3.0}
 

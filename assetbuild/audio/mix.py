@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..build.timeline import Placed
+from ..timeline import Placed
 from .cleanup import FADE_CURVES
 
 __all__ = ["Source", "Ducking", "mix", "duck_curve", "frame_at", "DIALOGUE_BUS", "ANTI_CLICK_S"]

@@ -8,12 +8,13 @@ Only the backend's module is imported to list it; backends import their heavy li
 from __future__ import annotations
 
 import importlib
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Any
 
-from .base import Backend, BackendUnavailable, Request, Result
+from .base import Backend, BackendUnavailable, BaseBackend, Request, Result
 
-__all__ = ["Backend", "BackendUnavailable", "Request", "Result", "names", "get", "create"]
+__all__ = ["Backend", "BackendUnavailable", "BaseBackend", "Request", "Result", "create", "get", "names",
+           "register"]
 
 ENTRY_POINT_GROUP = "assetbuild.backends"
 
@@ -40,15 +41,37 @@ def _targets() -> dict[str, str]:
 
 
 def names() -> list[str]:
-    return sorted(_targets())
+    return sorted(set(_targets()) | set(_registered))
 
 
-@lru_cache(maxsize=None)
-def get(name: str) -> type:
+_registered: dict[str, type[Backend]] = {}
+
+
+def register(name: str, cls: type) -> None:
+    """Register a backend class under ``name`` in this process (a program that embeds
+    assetbuild; packages use the entry-point group). It wins over one of the same name."""
+    _registered[name] = with_defaults(cls)
+    get.cache_clear()
+    _instances.pop(name, None)
+
+
+@cache
+def get(name: str) -> type[Backend]:
     """The backend class registered as ``name``. KeyError when unknown."""
+    if name in _registered:
+        return _registered[name]
     target = _targets()[name]
     module, _, attr = target.partition(":")
-    return getattr(importlib.import_module(module), attr)
+    return with_defaults(getattr(importlib.import_module(module), attr))
+
+
+def with_defaults(cls: type) -> type[Backend]:
+    """``cls``, or for a plugin that does not derive from BaseBackend a subclass of it that
+    takes BaseBackend's defaults for what it leaves out (``billed``, ``licence``, ...), so the
+    pipeline can ask every backend every part of the protocol."""
+    if issubclass(cls, BaseBackend):
+        return cls
+    return type(cls.__name__, (cls, BaseBackend), {"__module__": cls.__module__, "__doc__": cls.__doc__})
 
 
 _instances: dict[str, Backend] = {}
@@ -59,16 +82,6 @@ def create(name: str) -> Backend:
     if name not in _instances:
         _instances[name] = get(name)()
     return _instances[name]
-
-
-UNKNOWN_LICENCE = {"name": "unknown", "commercial": False}
-
-
-def licence_of(backend: Backend, request: Request) -> dict[str, Any]:
-    """Terms of the model behind ``request``: {"name", "commercial", ...}. A backend without a
-    ``licence`` method is reported as unknown, which ``build --commercial`` does not accept."""
-    method = getattr(backend, "licence", None)
-    return dict(method(request)) if method else dict(UNKNOWN_LICENCE)
 
 
 def status_rows() -> list[dict[str, Any]]:

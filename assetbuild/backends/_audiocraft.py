@@ -24,7 +24,7 @@ import threading
 import types
 from typing import Any
 
-from ..manifest.fields import Field
+from ..fields import Field
 from .base import BackendUnavailable, Request
 from .neural import INSTALL
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from ..manifest.fields import Field
+from ..fields import Field
 from . import _audiocraft as ac
 from .base import Request, Result
 from .neural import COMMON_SETTINGS, NeuralBackend

@@ -24,8 +24,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from ..build.cache import file_sha256
-from ..manifest.fields import Field
+from ..fsutil import file_sha256
+from ..fields import Field
 from ..models import store
 from .base import BackendUnavailable, Request, Result
 from .neural import COMMON_SETTINGS, NeuralBackend, row_sampler, versions

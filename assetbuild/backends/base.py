@@ -1,8 +1,9 @@
 """The backend protocol: the one small interface every audio generator implements.
 
 A backend turns a batch of :class:`Request` objects into :class:`Result` objects. The
-build graph never looks inside a backend; it only needs the fingerprint (for cache keys),
-the kinds it serves and how it may be scheduled.
+pipeline never looks inside a backend; it only needs the fingerprint (for cache keys), the
+kinds it serves and how it may be scheduled. A plugin needs nothing but this module (it
+re-exports :class:`~assetbuild.fields.Field` and the errors a backend raises).
 
 Backend modules must import nothing heavy at module level (no numpy-heavy set-up, never
 torch): the registry imports them to list them, and ``assetbuild --help`` must stay fast.
@@ -13,7 +14,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
-from ..manifest.fields import Field
+from ..errors import BackendUnavailable, InvalidRequest
+from ..fields import Field, Stage
+
+__all__ = ["Backend", "BackendUnavailable", "BaseBackend", "Field", "InvalidRequest", "Request", "Result", "Stage"]
 
 
 @dataclass(frozen=True)
@@ -55,40 +59,41 @@ class Result:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
-class BackendUnavailable(RuntimeError):
-    """The backend cannot run here (missing extra, missing model files). The message says why."""
-
-
-class InvalidRequest(ValueError):
-    """The request asks for something this backend cannot do, such as a language or voice it
-    does not have. ``field`` names the request field at fault: "locale", "emotion", or
-    "settings.<key>" for a voice setting (the server answers 422 naming it)."""
-
-    def __init__(self, field: str, message: str):
-        super().__init__(message)
-        self.field = field
-
-
 @runtime_checkable
 class Backend(Protocol):
+    """What the pipeline asks of a backend. :class:`BaseBackend` gives every attribute but
+    ``name``, ``kinds`` and ``generate`` a default; the registry gives a plugin that does not
+    derive from it the same defaults (see ``backends.get``)."""
+
     name: ClassVar[str]
     kinds: ClassVar[frozenset[str]]
     # Largest batch ``generate`` accepts; the scheduler never sends more.
     max_batch: ClassVar[int]
     # True when jobs may run in worker processes (cheap to load, CPU only). Heavy models say
-    # False and run in the main process, one model resident at a time.
+    # False and run in the executor's heavy lane, one model resident at a time.
     parallel: ClassVar[bool]
     # Keys allowed in a voice table / entry for this backend, validated by the manifest.
     settings: ClassVar[tuple[Field, ...]]
+    # A paid service that bills per character of text (plan and summary count them).
+    billed: ClassVar[bool]
+    # Wants each line's neighbours of the same voice in ``Request.context``.
+    uses_context: ClassVar[bool]
 
     def availability(self) -> str | None:
         """None when usable here, else a one-line reason (with the install command)."""
+        ...
 
     def fingerprint(self, request: Request) -> dict[str, Any]:
         """Version of the backend and identity of the model that would serve ``request``.
 
         Part of the generate key: when it changes, the asset is regenerated.
         """
+        ...
+
+    def licence(self, request: Request) -> dict[str, Any]:
+        """Terms of the model behind ``request``: {"name", "commercial", ...} (assetpack.json,
+        ``build --commercial``)."""
+        ...
 
     def load(self) -> None: ...
 
@@ -96,3 +101,39 @@ class Backend(Protocol):
 
     def generate(self, requests: list[Request]) -> list[Result]:
         """Generate one result per request, in order. Raise to fail the whole batch."""
+        ...
+
+
+UNKNOWN_LICENCE = {"name": "unknown", "commercial": False}
+
+
+class BaseBackend:
+    """Defaults for the optional parts of :class:`Backend`; third-party backends may derive
+    from it and set ``name``, ``kinds`` and ``generate``."""
+
+    name: ClassVar[str]
+    kinds: ClassVar[frozenset[str]]
+    max_batch: ClassVar[int] = 1
+    parallel: ClassVar[bool] = False
+    settings: ClassVar[tuple[Field, ...]] = ()
+    billed: ClassVar[bool] = False
+    uses_context: ClassVar[bool] = False
+
+    def availability(self) -> str | None:
+        return None
+
+    def fingerprint(self, request: Request) -> dict[str, Any]:
+        return {"backend": self.name}
+
+    def licence(self, request: Request) -> dict[str, Any]:
+        # Unknown terms: `build --commercial` does not accept them.
+        return dict(UNKNOWN_LICENCE)
+
+    def load(self) -> None:
+        pass
+
+    def unload(self) -> None:
+        pass
+
+    def generate(self, requests: list[Request]) -> list[Result]:
+        raise NotImplementedError

@@ -27,8 +27,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, ClassVar
 
-from ..manifest.fields import META, Field
-from .base import BackendUnavailable, Request, Result
+from ..fields import Field, Stage
+from .base import BackendUnavailable, BaseBackend, Request, Result
 from .neural import missing_packages, versions
 
 INSTALL_HINT = 'pip install "assetbuild[elevenlabs]"'
@@ -85,9 +85,9 @@ _SETTINGS = (
     Field("prompt_influence", "float", "Sound effects: how closely to follow the prompt, 0-1 (ElevenLabs' "
           "default 0.3)", minimum=0, maximum=1),
     Field("concurrency", "int", "Requests in flight at once (your plan's limit: 2 on the free tier)", default=2,
-          minimum=1, maximum=64, stage=META),
+          minimum=1, maximum=64, stage=Stage.META),
     Field("timeout", "float", "Seconds to wait for one response before retrying", default=60.0, minimum=0,
-          exclusive_minimum=True, maximum=600, stage=META),
+          exclusive_minimum=True, maximum=600, stage=Stage.META),
 )
 _BY_NAME = {f.name: f for f in _SETTINGS}
 
@@ -145,7 +145,7 @@ def _no_key() -> str:
     return f"{KEY_ENV} is not set (create a key at https://elevenlabs.io/app/settings/api-keys and export it)"
 
 
-class ElevenLabsBackend:
+class ElevenLabsBackend(BaseBackend):
     name: ClassVar[str] = "elevenlabs"
     kinds: ClassVar[frozenset[str]] = frozenset({"dialogue", "sfx"})
     max_batch: ClassVar[int] = 16

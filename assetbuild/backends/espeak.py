@@ -27,8 +27,8 @@ import sys
 import threading
 from typing import Any, ClassVar
 
-from ..manifest.fields import Field
-from .base import BackendUnavailable, InvalidRequest, Request, Result
+from ..fields import Field
+from .base import BackendUnavailable, BaseBackend, InvalidRequest, Request, Result
 
 INSTALL_HINT = "pip install espeakng-loader"
 
@@ -133,7 +133,7 @@ def delivery(request: Request) -> dict[str, Any]:
     }
 
 
-class EspeakBackend:
+class EspeakBackend(BaseBackend):
     name: ClassVar[str] = "espeak"
     kinds: ClassVar[frozenset[str]] = frozenset({"dialogue"})
     max_batch: ClassVar[int] = 32

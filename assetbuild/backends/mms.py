@@ -19,7 +19,7 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from ..manifest.fields import Field
+from ..fields import Field
 from ..models import store
 from ..models.catalog import MMS_LANGUAGES
 from .base import BackendUnavailable, Request, Result

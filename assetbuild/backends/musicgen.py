@@ -20,7 +20,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from ..manifest.fields import Field
+from ..fields import Field
 from . import _audiocraft as ac
 from .base import BackendUnavailable, Request, Result
 from .neural import COMMON_SETTINGS, NeuralBackend, row_sampler, versions

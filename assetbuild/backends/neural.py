@@ -19,9 +19,9 @@ from importlib.metadata import PackageNotFoundError, version
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
-from ..manifest.fields import META, Field
+from ..fields import Field, Stage
 from ..models import store
-from .base import BackendUnavailable, Request, Result
+from .base import BackendUnavailable, BaseBackend, Request, Result
 
 INSTALL = {
     "hf": 'pip install "assetbuild[hf]" -c constraints.txt',
@@ -35,7 +35,7 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 # result (batched equals unbatched), so it is not part of the cache key.
 COMMON_SETTINGS = (
     Field("batch_size", "int", "Most jobs generated together in one batch (by similar duration).",
-          minimum=1, maximum=64, stage=META),
+          minimum=1, maximum=64, stage=Stage.META),
 )
 
 
@@ -174,7 +174,7 @@ def quiet_libraries() -> Iterator[None]:
                 hf_logging.enable_progress_bar()
 
 
-class NeuralBackend:
+class NeuralBackend(BaseBackend):
     """Base for torch backends. Subclasses set the ClassVars and implement ``load_model`` and
     ``generate_with``; everything else (model lookup, device, memory) lives here."""
 

@@ -16,7 +16,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from ..manifest.fields import Field
+from ..fields import Field
 from ..models import store
 from ..models.catalog import find
 from .base import BackendUnavailable, Request, Result

@@ -5,77 +5,63 @@ Engines and middleware importers read this file; fields are documented in docs/m
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
-from ..manifest.model import EXTENSIONS, Asset, Manifest
+from ..manifest.model import Asset, Manifest, sidecar_file
+from ..records import PackEntry, Processed
 
 SCHEMA_VERSION = 1
+PACK = "assetpack.json"
 REPORT = "report.html"  # the build report, beside assetpack.json (export/report.py)
 
-# Files written beside an asset's main file, by name in the process record's "sidecars": a
-# dialogue line's subtitles and lip-sync, and the asset in its other formats.
-SIDECARS = {"srt": ".srt", "vtt": ".vtt", "rhubarb": ".rhubarb.json", "visemes": ".visemes.json", **EXTENSIONS}
+_KIND_ORDER = {"dialogue": 0, "ambience": 1, "music": 2, "sfx": 3}
 
 
-def sidecar_file(file: str, name: str) -> str:
-    """``dialogue/intro.wav`` -> ``dialogue/intro.srt`` (for name "srt")."""
-    return file.rpartition(".")[0] + SIDECARS[name]
+def pack_entry(asset: Asset, built: Processed | PackEntry, licence: dict[str, Any] | None) -> PackEntry:
+    """The manifest's view of an asset with what the process stage measured.
 
-
-def asset_record(asset: Asset, file: str, built: dict[str, Any]) -> dict[str, Any]:
-    """Merge the manifest's view of an asset with what the process stage measured."""
+    ``built`` is fresh from the process stage (or the cache), or the asset's entry in the last
+    assetpack.json: for an asset that is up to date, or one that failed this time and keeps
+    its previous output. Such an entry keeps describing the file that is still there (its file,
+    format, backend and seed win); the manifest's metadata (speaker, voice, ...) is refreshed.
+    """
     v = asset.values
-    formats = v["format"]
-    record: dict[str, Any] = {
-        "id": asset.name,
-        "kind": asset.kind,
-        "file": file,
-        "format": formats[0],
-        "bit_depth": v["bit_depth"] if formats[0] in ("wav", "flac") else None,
-        "backend": asset.backend,
-        "seed": asset.seed,
-    }
-    # For a failed asset, ``built`` is its previous record: its own file and format win, so the
-    # metadata keeps pointing at the output that is still there.
-    record.update(built)
-    sidecars = record.pop("sidecars", None)
-    if sidecars is not None:  # fresh from the process stage; else ``built`` already has the paths
-        record["files"] = {fmt: file if i == 0 else sidecar_file(file, fmt) for i, fmt in enumerate(formats)}
-        record["subtitles"] = {n: sidecar_file(file, n) for n in ("srt", "vtt") if n in sidecars}
-        record["lipsync"] = {n: sidecar_file(file, n) for n in ("rhubarb", "visemes") if n in sidecars} or None
-    if asset.take is not None:
-        record["group"] = asset.entry_id
-        record["take"] = asset.take
-    if asset.kind == "dialogue":
+    if isinstance(built, Processed):
+        formats = v["format"]
+        file = asset.file
+        entry = PackEntry(
+            id=asset.name, kind=asset.kind, file=file, format=formats[0],
+            bit_depth=v["bit_depth"] if formats[0] in ("wav", "flac") else None,
+            backend=asset.backend, seed=asset.seed, processed=built,
+            files={fmt: file if i == 0 else sidecar_file(file, fmt) for i, fmt in enumerate(formats)},
+            subtitles={n: sidecar_file(file, n) for n in ("srt", "vtt") if n in built.sidecars},
+            lipsync={n: sidecar_file(file, n) for n in ("rhubarb", "visemes") if n in built.sidecars} or None)
+    else:
+        entry = built
+    processed = entry.processed
+    if asset.kind == "dialogue" and processed.text is None:
         from ..speech.script import display_text
 
-        record.setdefault("text", display_text(v["text"], ssml=bool(v.get("ssml"))))
+        processed = dataclasses.replace(processed, text=display_text(v["text"], ssml=bool(v.get("ssml"))))
+    changes: dict[str, Any] = {"processed": processed, "licence": licence}
+    if asset.take is not None:
+        changes.update(group=asset.entry_id, take=asset.take)
+    if asset.kind == "dialogue":
+        changes.update(locale=asset.locale, speaker=v.get("speaker"), voice=asset.voice, emotion=v.get("emotion"))
         if v.get("ssml"):
-            record["ssml"] = v["text"]
-        record["locale"] = asset.locale
+            changes["ssml"] = v["text"]
         if asset.fallback_from:
-            record["fallback_from"] = asset.fallback_from
-        record["speaker"] = v.get("speaker")
-        record["voice"] = asset.voice
-        record["emotion"] = v.get("emotion")
-        record.setdefault("words", [])
+            changes["fallback_from"] = asset.fallback_from
     else:
-        record["prompt"] = v["prompt"]
-    return record
-
-
-def sidecar_names(record: dict[str, Any]) -> list[str]:
-    """Names of the files an asset has beside its main file, from either kind of record: one
-    fresh from the process stage (``sidecars``) or one read back from assetpack.json (paths)."""
-    if record.get("sidecars") is not None:
-        return list(record["sidecars"])
-    names = [*(record.get("subtitles") or {}), *(record.get("lipsync") or {})]
-    return names + [fmt for fmt, path in (record.get("files") or {}).items() if path != record.get("file")]
+        changes["prompt"] = v["prompt"]
+    return dataclasses.replace(entry, **changes)
 
 
 def record_key(record: dict[str, Any]) -> str:
-    """The build's key for a record: its id, prefixed by ``<locale>/`` for localised dialogue."""
+    """The build's key for an entry of assetpack.json as read (an asset's or a sequence's): its
+    id, prefixed by ``<locale>/`` for localised dialogue (as PackEntry.key)."""
     return f"{record['locale']}/{record['id']}" if record.get("locale") else record["id"]
 
 
@@ -83,20 +69,32 @@ def dump_assetpack(doc: dict[str, Any]) -> str:
     return json.dumps(doc, indent=1, ensure_ascii=False) + "\n"
 
 
-def assetpack_doc(manifest: Manifest, records: list[dict[str, Any]],
+def read_entries(doc: dict[str, Any]) -> dict[str, PackEntry]:
+    """The asset entries of an assetpack.json document, by build key (see PackEntry.key)."""
+    out = {}
+    for r in doc.get("assets", []):
+        if isinstance(r, dict) and "id" in r:
+            try:
+                entry = PackEntry.from_json(r)
+            except TypeError:  # written by another version: rebuilt from the cache instead
+                continue
+            out[entry.key] = entry
+    return out
+
+
+def assetpack_doc(manifest: Manifest, entries: list[PackEntry],
                   sequences: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    """The assetpack.json document (records sorted by kind, id and locale; groups; sequences)."""
-    order = {"dialogue": 0, "ambience": 1, "music": 2, "sfx": 3}
-    assets = sorted(records, key=lambda r: (order[r["kind"]], r["id"], r.get("locale") or ""))
+    """The assetpack.json document (entries sorted by kind, id and locale; groups; sequences)."""
+    ordered = sorted(entries, key=lambda e: (_KIND_ORDER[e.kind], e.id, e.locale or ""))
     groups: dict[str, list[str]] = {}
-    for r in assets:
-        if "group" in r:
-            groups.setdefault(r["group"], []).append(r["id"])
+    for e in ordered:
+        if e.group is not None:
+            groups.setdefault(e.group, []).append(e.id)
     doc = {
         "schema_version": SCHEMA_VERSION,
         "project": {"name": manifest.name, "version": manifest.version, "sample_rate": manifest.sample_rate,
                     "locales": manifest.locales},
-        "assets": assets,
+        "assets": [e.to_json() for e in ordered],
         "groups": [{"id": g, "assets": ids} for g, ids in sorted(groups.items())],
     }
     if sequences:

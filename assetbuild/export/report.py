@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 from urllib.parse import quote
 
-from ..build.lock import write_if_changed
+from ..fsutil import write_if_changed
 from .metadata import REPORT
 
 COLUMNS = 256  # waveform columns (at most)

@@ -11,12 +11,12 @@ import os
 import tomllib
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any, Protocol
 
-from .. import backends
 from ..errors import ManifestError, Problem, UsageError, did_you_mean
 from . import include, sequence
-from .fields import Field
+from ..fields import Field
 from .model import (
     BUILTIN_DEFAULTS,
     DEFAULT_PREFIXES,
@@ -36,6 +36,24 @@ from .model import (
     id_problem,
     profile_fields,
 )
+
+class Registry(Protocol):
+    """The backends the validator checks entries against (``assetbuild.backends`` itself)."""
+
+    def names(self) -> list[str]: ...
+
+    def get(self, name: str) -> Any:
+        """The backend class: its ``kinds`` and ``settings`` (KeyError when unknown)."""
+        ...
+
+
+def default_registry() -> Registry:
+    """The installed backends. The one place the manifest package asks for them, when a
+    manifest is validated (so importing the manifest package imports no backend)."""
+    from .. import backends
+
+    return backends
+
 
 TOP_LEVEL = ("project", "defaults", "voices", "lexicon", "profiles", "export", "include", "sequence") + KINDS
 
@@ -73,38 +91,38 @@ def read_toml(path: Path, shown: str) -> tuple[dict[str, Any], bytes]:
         raise ManifestError([Problem(shown, "", f"TOML syntax error: {exc}")]) from None
 
 
-def load(path: str | os.PathLike[str], profile: str | None = None) -> Manifest:
+def load(path: str | os.PathLike[str], profile: str | None = None, registry: Registry | None = None) -> Manifest:
     """Load and validate the manifest at ``path``; raise ManifestError listing every problem.
 
     With ``profile``, that ``[profiles.NAME]`` table's values override the entries' processing
-    keys, the sample rate and the output folder.
+    keys, the sample rate and the output folder. ``registry``: the backends to check against
+    (default: the installed ones).
     """
     path = Path(path)
     shown = str(path)
     raw, data = read_toml(path, shown)
     sources = include.read(path.resolve(), shown, raw, data)
-    manifest = _Validator(path.resolve(), shown, raw, profile, sources).run()
-    manifest.digest = sources.digest
-    return manifest
+    return validate(path.resolve(), shown, raw, sources, profile, registry)
 
 
 def validate(path: Path, shown: str, raw: dict[str, Any], sources: include.Sources,
-             profile: str | None = None) -> Manifest:
+             profile: str | None = None, registry: Registry | None = None) -> Manifest:
     """Validate manifest tables already read (and merged, ``sources``) as :func:`load` does;
     ``assetbuild serve`` checks a one-line request against the served manifest this way."""
-    manifest = _Validator(path, shown, raw, profile, sources).run()
+    manifest = _Validator(path, shown, raw, registry or default_registry(), profile, sources).run()
     manifest.digest = sources.digest
     return manifest
 
 
 class _Validator:
-    def __init__(self, path: Path, shown: str, raw: dict[str, Any], profile: str | None = None,
+    def __init__(self, path: Path, shown: str, raw: dict[str, Any], registry: Registry, profile: str | None = None,
                  sources: include.Sources | None = None):
         self.sources = sources or include.read(path, shown, raw, b"")
         self.path, self.file, self.raw, self.profile_name = path, shown, self.sources.raw, profile
         self.top_keys = list(raw)
         self.problems: list[Problem] = list(self.sources.problems)
-        self.backend_names = backends.names()
+        self.registry = registry
+        self.backend_names = registry.names()
         self._settings: dict[str, dict[str, Field]] = {}
         self._entry_bases: dict[tuple[str, str, str | None], tuple[Any, ...]] = {}
 
@@ -143,7 +161,7 @@ class _Validator:
 
     def _load_settings(self, name: str) -> dict[str, Field]:
         try:
-            return {f.name: f for f in backends.get(name).settings}
+            return {f.name: f for f in self.registry.get(name).settings}
         except KeyError:
             return {}
         except Exception as exc:  # a broken third-party plugin must not crash validation
@@ -155,7 +173,7 @@ class _Validator:
             self.problem(where, f"unknown backend '{name}'" + did_you_mean(name, self.backend_names)
                          + "; see `assetbuild backends`", field)
             return False
-        kinds = backends.get(name).kinds
+        kinds = self.registry.get(name).kinds
         if kind not in kinds:
             self.problem(where, f"backend '{name}' cannot generate {kind} (it serves: "
                          + ", ".join(sorted(kinds)) + ")", field)
@@ -360,9 +378,9 @@ class _Validator:
                              + did_you_mean(values["backend"], self.backend_names), "backend")
         return glob, kinds
 
-    def _backend_class(self, name: str) -> type | None:
+    def _backend_class(self, name: str) -> Any:
         try:
-            return backends.get(name)
+            return self.registry.get(name)
         except Exception:
             return None
 

@@ -12,8 +12,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from .. import backends
-from .fields import Field
+from ..fields import Field
 from .model import BUILTIN_DEFAULTS, COMMON_FIELDS, DEFAULT_PREFIXES, EXPORT_FIELDS, KIND_FIELDS, KINDS, PROFILE_FIELDS
 from .model import PROJECT_FIELDS, VOICE_FIELDS
 
@@ -43,6 +42,8 @@ def _table(fields: tuple[Field, ...] | list[Field], defaults: dict | None = None
 
 
 def render() -> str:
+    from .. import backends  # the built-in backends' settings are part of the reference
+
     out = [BEGIN, "", "### `[project]`", "", _table(PROJECT_FIELDS), "",
            "### Keys of every entry", "", "Built-in defaults per kind:", "",
            "| kind | backend | loudness | channels | duration | trim | highpass | fade_in | fade_out |",

@@ -9,8 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .. import backends
-from .fields import Field
+from ..fields import Field
 from .model import DEFAULT_PREFIXES, EXPORT_FIELDS, KINDS, PREFIX_PATTERN, PROFILE_FIELDS, PROFILE_NAME, PROJECT_FIELDS
 from .model import VOICE_FIELDS, entry_fields, profile_fields
 from .model import ID_PATTERN, RESERVED_NAMES
@@ -23,6 +22,8 @@ def _props(fields: list[Field] | tuple[Field, ...]) -> dict[str, Any]:
 
 
 def _settings(kinds: tuple[str, ...]) -> list[Field]:
+    from .. import backends  # the settings the built-in backends declare
+
     out: dict[str, Field] = {}
     for name in backends.BUILTIN:  # only built-ins: the published file must not depend on plugins
         cls = backends.get(name)
@@ -32,6 +33,8 @@ def _settings(kinds: tuple[str, ...]) -> list[Field]:
 
 
 def build_schema() -> dict[str, Any]:
+    from .. import backends
+
     kinds_defs: dict[str, Any] = {}
     for kind in KINDS:
         # Entry keys come last so they win over a backend setting of the same name (`voice`).

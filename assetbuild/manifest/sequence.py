@@ -11,66 +11,66 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..build import timeline
-from .fields import PROCESS, Field
+from .. import timeline
+from ..fields import Field, Stage
 from .model import KINDS, id_problem
 
 BUSES = ("dialogue", "music", "sfx", "ambience")
 
 SEQUENCE_FIELDS = (
     Field("id", "str", "Unique name of the sequence; its files are sequences/<id>.wav and its stems.",
-          required=True, min_length=1, stage=PROCESS),
+          required=True, min_length=1, stage=Stage.PROCESS),
     Field("loudness", "float", "Loudness target of the mix, LUFS integrated.", default=-20.0, minimum=-70,
-          maximum=0, stage=PROCESS),
+          maximum=0, stage=Stage.PROCESS),
     Field("true_peak", "float", "True-peak ceiling of the mix, dBTP.", default=-1.0, minimum=-20, maximum=0,
-          stage=PROCESS),
+          stage=Stage.PROCESS),
     Field("bit_depth", "int", "Bits per sample of the mix and stems (WAV).", default=24, choices=(16, 24, 32),
-          stage=PROCESS),
+          stage=Stage.PROCESS),
     Field("stems", "bool", "Also write one file per bus (sequences/<id>.<bus>.wav).", default=True,
-          stage=PROCESS),
-    Field("duck", "bool", "Lower music and ambience while dialogue plays.", default=True, stage=PROCESS),
+          stage=Stage.PROCESS),
+    Field("duck", "bool", "Lower music and ambience while dialogue plays.", default=True, stage=Stage.PROCESS),
     Field("duck_depth", "float", "How far ducked buses go down under dialogue, dB.", default=9.0, minimum=0,
-          maximum=60, stage=PROCESS),
+          maximum=60, stage=Stage.PROCESS),
     Field("duck_attack", "float", "Seconds to reach the full duck.", default=0.15, minimum=0, maximum=5,
-          stage=PROCESS),
+          stage=Stage.PROCESS),
     Field("duck_release", "float", "Seconds to recover after a line.", default=0.6, minimum=0, maximum=10,
-          stage=PROCESS),
+          stage=Stage.PROCESS),
     Field("duck_lookahead", "float", "Seconds before a line that the duck starts.", default=0.1, minimum=0,
-          maximum=5, stage=PROCESS),
+          maximum=5, stage=Stage.PROCESS),
     Field("duck_buses", "strs", "Buses ducked under dialogue.", default=["music", "ambience"],
-          choices=("music", "sfx", "ambience"), min_length=0, stage=PROCESS),
+          choices=("music", "sfx", "ambience"), min_length=0, stage=Stage.PROCESS),
 )
 
 EVENT_FIELDS = (
     Field("asset", "str", "Id of the asset to place (or give an inline entry: `sfx = { id = ..., ... }`).",
-          min_length=1, stage=PROCESS),
-    Field("name", "str", "Name other events refer to. Default: the asset id.", min_length=1, stage=PROCESS),
+          min_length=1, stage=Stage.PROCESS),
+    Field("name", "str", "Name other events refer to. Default: the asset id.", min_length=1, stage=Stage.PROCESS),
     Field("at", "float", "Start time in seconds from the start of the sequence (or scene).", minimum=0,
-          stage=PROCESS),
+          stage=Stage.PROCESS),
     Field("after", "str", "Start at the actual end of this event (its generated length) plus `gap`.",
-          min_length=1, stage=PROCESS),
+          min_length=1, stage=Stage.PROCESS),
     Field("gap", "float", "Seconds after the `after` event's end (negative overlaps).", default=0.0,
-          stage=PROCESS),
-    Field("with", "str", "Start together with this event, plus `offset`.", min_length=1, stage=PROCESS),
-    Field("offset", "float", "Seconds after the `with` event's start.", default=0.0, stage=PROCESS),
+          stage=Stage.PROCESS),
+    Field("with", "str", "Start together with this event, plus `offset`.", min_length=1, stage=Stage.PROCESS),
+    Field("offset", "float", "Seconds after the `with` event's start.", default=0.0, stage=Stage.PROCESS),
     Field("duration", "float", "Length on the timeline: trims the asset, or loops it (at its loop points).",
-          minimum=0, exclusive_minimum=True, stage=PROCESS),
-    Field("gain", "float", "Gain in dB.", default=0.0, minimum=-96, maximum=24, stage=PROCESS),
-    Field("pan", "float", "Pan, -1 (left) .. 1 (right).", default=0.0, minimum=-1, maximum=1, stage=PROCESS),
-    Field("fade_in", "float", "Fade-in seconds.", default=0.0, minimum=0, stage=PROCESS),
-    Field("fade_out", "float", "Fade-out seconds.", default=0.0, minimum=0, stage=PROCESS),
-    Field("bus", "str", "Mix bus. Default: from the asset's kind.", choices=BUSES, stage=PROCESS),
+          minimum=0, exclusive_minimum=True, stage=Stage.PROCESS),
+    Field("gain", "float", "Gain in dB.", default=0.0, minimum=-96, maximum=24, stage=Stage.PROCESS),
+    Field("pan", "float", "Pan, -1 (left) .. 1 (right).", default=0.0, minimum=-1, maximum=1, stage=Stage.PROCESS),
+    Field("fade_in", "float", "Fade-in seconds.", default=0.0, minimum=0, stage=Stage.PROCESS),
+    Field("fade_out", "float", "Fade-out seconds.", default=0.0, minimum=0, stage=Stage.PROCESS),
+    Field("bus", "str", "Mix bus. Default: from the asset's kind.", choices=BUSES, stage=Stage.PROCESS),
 )
 
 SCENE_FIELDS = (
     Field("name", "str", "Name of the scene (for the timeline and cue sheet).", required=True, min_length=1,
-          stage=PROCESS),
+          stage=Stage.PROCESS),
     Field("duration", "float", "Scene length. Default: the end of its last event.", minimum=0,
-          exclusive_minimum=True, stage=PROCESS),
+          exclusive_minimum=True, stage=Stage.PROCESS),
     Field("crossfade", "float", "Seconds this scene overlaps the previous one, crossfading.", default=0.0,
-          minimum=0, stage=PROCESS),
+          minimum=0, stage=Stage.PROCESS),
     Field("transition", "str", "Id of a sound placed at the boundary with the previous scene.", min_length=1,
-          stage=PROCESS),
+          stage=Stage.PROCESS),
 )
 
 

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..backends.base import BackendUnavailable
-from ..build.cache import file_sha256
+from ..errors import BackendUnavailable
+from ..fsutil import file_sha256
 from .catalog import COMMERCIAL_LICENCES, ModelInfo, find, human_size
 
 HF_INSTALL = 'pip install "assetbuild[hf]" -c constraints.txt'

@@ -23,25 +23,16 @@ from ..errors import ManifestError, Problem
 from ..manifest import include
 from ..manifest.load import validate
 from ..manifest.model import BUILTIN_DEFAULTS, Asset, Manifest
+from .errors import RequestProblem
 from .project import Snapshot
+
+__all__ = ["Line", "RequestProblem", "resolve"]
 
 ENTRY_ID = "request"
 REQUEST_VOICE = "__request__"
 SHOWN = "request"
 # Tables a one-line manifest does not need (profiles and exports change nothing of one line).
 _DROPPED = ("profiles", "export")
-
-
-@dataclass
-class RequestProblem(Exception):
-    """One thing wrong with a request, as FastAPI reports validation errors."""
-
-    loc: list[str]
-    message: str
-    status: int = 422
-
-    def detail(self) -> list[dict[str, Any]]:
-        return [{"loc": ["body", *self.loc], "msg": self.message, "type": "value_error"}]
 
 
 @dataclass

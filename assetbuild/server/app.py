@@ -18,14 +18,15 @@ from .. import __version__
 from ..export.metadata import REPORT, record_key
 from . import adhoc, events, info, live, stream
 from .auth import BearerAuth
-from .builds import BuildBusy, BuildRunner
+from .builds import BuildRunner
+from .errors import BackendFailure, BuildBusy, ProcessingFailure, Timeout
 from .limits import Admission, BodyLimit, Limits
 from .batch import Batches
 from .models import (Backend, Model, BatchRequest, BatchResults, BatchStatus, BuildState, Health, Line,
                      SynthesizeRequest, SynthesizeResult)
 from .autobuild import AutoBuild
 from .project import ServedProject
-from .synth import BackendFailure, ProcessingFailure, Synthesizer, Timeout
+from .synth import Synthesizer
 
 # Larger alignment headers are left out of binary responses (clients cap header sizes; h11's
 # default is 16 KiB for all headers together): ask for response=json to get them.
@@ -45,7 +46,7 @@ def create_app(manifest_path: str | Path, *, token: str | None = None, limits: L
     project = ServedProject(manifest_path, cache_dir)
     synth = Synthesizer(project, limits)
     hub = events.EventHub()
-    builds = BuildRunner(project, synth.pool, synth.workers, publish=hub.publish)
+    builds = BuildRunner(project, synth.executor, synth.workers, publish=hub.publish)
     admission = Admission(limits.max_queued, synth.workers)
     started = time.monotonic()
 

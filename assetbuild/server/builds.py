@@ -3,7 +3,7 @@
 One at a time: while one runs, another request is refused (409). Its events (started, plan,
 asset, failed, finished) go to ``publish(event, data)`` (the ``/events`` WebSocket) from the
 build's thread. The build is the ordinary
-``build.run.build`` (lockfile, cache, outputs, assetpack.json, report.html), run in the
+``pipeline.run.build`` (lockfile, cache, outputs, assetpack.json, report.html), run in the
 server's warm worker pool. The manifest is reloaded first, so the build is of what is on disk;
 a manifest that does not load fails the build and the previous outputs stay.
 """
@@ -12,22 +12,19 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ..errors import UsageError
+from ..pipeline.executor import Executor
+from .errors import BuildBusy
 from .project import ServedProject
 
 
-class BuildBusy(Exception):
-    def __init__(self, state: dict[str, Any]):
-        super().__init__("a build is already running")
-        self.state = state
-
-
 class BuildRunner:
-    def __init__(self, project: ServedProject, pool: Callable[[], Any], workers: int,
+    def __init__(self, project: ServedProject, executor: Executor, workers: int,
                  publish: Callable[[str, dict[str, Any]], None] | None = None):
-        self.project, self.pool, self.workers = project, pool, workers
+        self.project, self.executor, self.workers = project, executor, workers
         self.publish = publish or (lambda event, data: None)
         self._busy = threading.Lock()
         self._state_lock = threading.Lock()
@@ -68,15 +65,14 @@ class BuildRunner:
         return not self.running
 
     def _run(self) -> None:
-        from ..build.run import Options, build
+        from ..pipeline.run import Options, build
 
         try:
             snap = self.project.reload()
             if self.project.error:
                 raise UsageError(self.project.error)
-            # Heavy models stay loaded for the next request or build; the server unloads them.
-            options = Options(cache_dir=self.project.cache_dir, jobs=self.workers, executor=self.pool(),
-                              keep_models=True)
+            # The server's executor: heavy models stay loaded for the next request or build.
+            options = Options(cache_dir=self.project.cache_dir, jobs=self.workers, executor=self.executor)
             result = build(snap.manifest, options, self._event)
             if result.failures:
                 self._finish("failed", summary=result.summary())

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..build.lock import stat_signature
-from ..build.run import project_paths
+from ..fsutil import stat_signature
+from ..pipeline.state import paths_of
 from ..errors import UsageError
 from ..manifest import include
 from ..manifest.load import load, read_toml
@@ -48,7 +48,7 @@ class ServedProject:
         shown = str(self.path)
         raw, data = read_toml(self.path, shown)
         sources = include.read(self.path.resolve(), shown, raw, data)
-        cache_root, _, _ = project_paths(manifest, self.cache_dir)
+        cache_root = paths_of(manifest, self.cache_dir).cache
         return Snapshot(manifest, copy.deepcopy(sources.raw), dict(sources.voice_files), cache_root,
                         _signature(manifest))
 

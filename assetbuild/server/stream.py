@@ -317,7 +317,7 @@ class _Session:
 
     def _synthesize(self, text: str) -> tuple[dict[str, Any], Any] | dict[str, Any]:
         """(record, samples at the output rate), or an error message (in a worker thread)."""
-        from .synth import BackendFailure, ProcessingFailure, Timeout
+        from .errors import BackendFailure, ProcessingFailure, Timeout
 
         self.admission.admit(1, force=True)
         start = time.perf_counter()
@@ -335,7 +335,7 @@ class _Session:
             return _error(500, f"{type(exc).__name__}: {exc}", piece=text)
         finally:
             self.admission.release(1, time.perf_counter() - start)
-        return out.record, _resampled(out.audio, int(out.record["sample_rate"]), int(out.record["channels"]),
+        return out.record, _resampled(out.audio, out.record.sample_rate, out.record.channels,
                                       self.rate)
 
     async def _send_all(self) -> None:
@@ -355,7 +355,7 @@ class _Session:
                 continue
             record, samples = result
             duration = len(samples) / self.rate
-            chars, starts, ends = char_times(item.lead, record.get("text") or "", record.get("words") or [],
+            chars, starts, ends = char_times(item.lead, record.text or "", record.words or [],
                                              duration)
             for message in _messages(chars, starts, ends, samples, self.rate, self.sent):
                 await self.ws.send_json(message)

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from ...manifest.fields import Field
-from ..base import Request, Result
+from ...fields import Field
+from ..base import BaseBackend, Request, Result
 
 _SETTINGS = (
     Field("tempo", "float", "Beats per minute for music (a \"NN bpm\" in the prompt wins)", minimum=40,
@@ -26,7 +26,7 @@ _SETTINGS = (
 )
 
 
-class ProceduralBackend:
+class ProceduralBackend(BaseBackend):
     name: ClassVar[str] = "procedural"
     kinds: ClassVar[frozenset[str]] = frozenset({"ambience", "music", "sfx"})
     max_batch: ClassVar[int] = 8

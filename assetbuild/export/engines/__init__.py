@@ -16,7 +16,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from ...build.lock import write_if_changed
+from ...fsutil import write_if_changed
 from ...errors import Problem, UsageError
 from ...manifest.model import DEFAULT_PREFIXES, ENGINES
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
-from ..errors import did_you_mean
+from .errors import AssetbuildError, did_you_mean
 
 __all__ = ["BUSES", "Event", "Placed", "Scene", "TimelineError", "resolve", "resolve_scenes"]
 
@@ -69,7 +69,7 @@ class Scene:
     transition: str | None = None
 
 
-class TimelineError(ValueError):
+class TimelineError(AssetbuildError, ValueError):
     """The timeline cannot be resolved; ``problems`` lists every problem, each naming the
     events (and scenes) involved."""
 

@@ -23,16 +23,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from ..fsutil import file_sha256
+
 STAGES = ("generate", "process")
-_CHUNK = 1 << 20
-
-
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 class Cache:

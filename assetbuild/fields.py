@@ -1,17 +1,24 @@
-"""Declarative description of manifest keys.
+"""Declarative description of manifest keys and backend settings.
 
 One table of :class:`Field` objects drives the validator, the published JSON Schema, the
-manifest reference and which cache stage a key belongs to, so they cannot drift apart.
+manifest reference and which cache stage a key belongs to, so they cannot drift apart. It sits
+below both the manifest package (which validates keys) and the backends (which declare their
+settings), so neither imports the other for it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
-# Which cache key a field feeds. "generate": changes the generated audio (regenerate).
-# "process": changes only mastering/encoding (re-process). "meta": metadata only.
-GENERATE, PROCESS, META = "generate", "process", "meta"
+
+class Stage(StrEnum):
+    """The stage whose result a key changes, and so the cache key it is part of."""
+
+    GENERATE = "generate"  # the generated audio: regenerate
+    PROCESS = "process"  # only mastering and encoding: re-process the generated audio
+    META = "meta"  # only the metadata (assetpack.json): nothing runs again
 
 
 @dataclass(frozen=True)
@@ -28,7 +35,7 @@ class Field:
     exclusive_minimum: bool = False
     choices: tuple[Any, ...] | None = None
     min_length: int | None = None
-    stage: str = GENERATE
+    stage: Stage = Stage.GENERATE
 
     def check(self, value: Any) -> tuple[Any, str | None]:
         """Return (normalised value, problem or None)."""

@@ -9,24 +9,26 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
+from .. import timeline
+from ..errors import AssetbuildError, first_line
+from ..fsutil import atomic_write, atomic_write_text, signatures, unchanged
 from ..manifest.model import Manifest
 from ..manifest.sequence import Sequence, events_of
-from . import timeline
-from .lock import atomic_write_text, signatures, unchanged
+from ..records import PackEntry
+from .state import Mixed
 from .worker import round2
 
 SEQUENCE_VERSION = 1
 FOLDER = "sequences"
 
 
-class SequenceFailed(Exception):
-    pass
+class SequenceFailed(AssetbuildError):
+    """A sequence could not be mixed (it keeps its previous files and record)."""
 
 
 def files_of(seq_id: str, buses: list[str]) -> dict[str, str]:
@@ -41,53 +43,53 @@ def sequence_key(manifest: Manifest, seq: Sequence, inputs: dict[str, str]) -> s
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def build_all(manifest: Manifest, records: dict[str, dict[str, Any]], previous: dict[str, Any],
-              fail) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Mix every sequence that changed. ``records``: asset records by asset id; ``previous``:
-    the state file's ``sequences``; ``fail(id, message)`` reports a failed sequence (it keeps
-    its previous files and record). Returns (records for assetpack.json, new state)."""
+def build_all(manifest: Manifest, entries: dict[str, PackEntry], previous: dict[str, Mixed],
+              fail: Callable[[str, str], None]) -> tuple[list[dict[str, Any]], dict[str, Mixed]]:
+    """Mix every sequence that changed. ``entries``: the assets by asset id; ``previous``: the
+    sequences as the last build mixed them; ``fail(id, message)`` reports a failed sequence (it
+    keeps its previous files and record). Returns (records for assetpack.json, new state)."""
     out_dir = manifest.output_dir
     source = {a.name: a for a in manifest.assets if a.locale in (None, (manifest.locales or [None])[0])}
     kinds = {name: a.kind for name, a in source.items()}
     out_records, state = [], {}
     for seq in manifest.sequences:
         names = seq.asset_ids()
-        recs = {n: records.get(source[n].id) for n in names}
-        missing = sorted(n for n, r in recs.items() if r is None or not r.get("sha256"))
+        found = {n: entries.get(source[n].id) for n in names}
+        missing = sorted(n for n, e in found.items() if e is None or not e.sha256)
         old = previous.get(seq.id)
         if missing:
             fail(seq.id, f"places {', '.join(missing)}, which did not build")
             if old:
-                out_records.append(old["record"])
+                out_records.append(old.record)
                 state[seq.id] = old
             continue
-        key = sequence_key(manifest, seq, {n: recs[n]["sha256"] for n in names})
-        if old and old.get("key") == key and unchanged(out_dir, old.get("files", {})):
-            out_records.append(old["record"])
+        recs = {n: e for n, e in found.items() if e is not None}
+        key = sequence_key(manifest, seq, {n: recs[n].sha256 for n in names})
+        if old and old.key == key and unchanged(out_dir, old.files):
+            out_records.append(old.record)
             state[seq.id] = old
             continue
         try:
             record = render(manifest, seq, recs, kinds)
         except (SequenceFailed, timeline.TimelineError, OSError, ValueError) as exc:
-            fail(seq.id, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+            fail(seq.id, first_line(exc))
             if old:
-                out_records.append(old["record"])
+                out_records.append(old.record)
                 state[seq.id] = old
             continue
         written = [record["file"], *record["stems"].values(), *record["subtitles"].values()]
-        for rel in set(old.get("files", {}) if old else ()) - set(written):  # e.g. a bus it no longer uses
+        for rel in set(old.files if old else ()) - set(written):  # e.g. a bus it no longer uses
             (out_dir / rel).unlink(missing_ok=True)
-        state[seq.id] = {"key": key, "record": record,
-                         "files": signatures(out_dir, written)}
+        state[seq.id] = Mixed(key, record, signatures(out_dir, written))
         out_records.append(record)
     for seq_id, old in previous.items():  # sequences no longer in the manifest
         if seq_id not in state and seq_id not in {s.id for s in manifest.sequences}:
-            for rel in old.get("files", {}):
+            for rel in old.files:
                 (out_dir / rel).unlink(missing_ok=True)
     return out_records, state
 
 
-def render(manifest: Manifest, seq: Sequence, recs: dict[str, dict[str, Any]],
+def render(manifest: Manifest, seq: Sequence, recs: dict[str, PackEntry],
            kinds: dict[str, str]) -> dict[str, Any]:
     """Resolve, mix, master and write one sequence; returns its assetpack.json record."""
     import soundfile as sf
@@ -101,10 +103,10 @@ def render(manifest: Manifest, seq: Sequence, recs: dict[str, dict[str, Any]],
     out_dir, sr = manifest.output_dir, manifest.sample_rate
     sources = {}
     for name, rec in recs.items():
-        audio, file_sr = sf.read(out_dir / rec["file"], dtype="float32", always_2d=True)
+        audio, file_sr = sf.read(out_dir / rec.file, dtype="float32", always_2d=True)
         if file_sr != sr:
-            raise SequenceFailed(f"{rec['file']} is {file_sr} Hz, the project is {sr} Hz")
-        loop = rec.get("loop")
+            raise SequenceFailed(f"{rec.file} is {file_sr} Hz, the project is {sr} Hz")
+        loop = rec.processed.loop
         sources[name] = Source(audio, (loop["start"], loop["end"]) if loop else None)
     durations = {n: len(s.audio) / sr for n, s in sources.items()}
     events, scenes = events_of(seq, kinds)
@@ -121,19 +123,19 @@ def render(manifest: Manifest, seq: Sequence, recs: dict[str, dict[str, Any]],
 
     files = files_of(seq.id, sorted(stems) if v["stems"] else [])
     out = mastered if v["bit_depth"] == 32 else tpdf_dither(mastered, v["bit_depth"])
-    _write(out_dir / files["mix"], lambda p: write_audio(p, out, sr, "wav", v["bit_depth"]))
+    atomic_write(out_dir / files["mix"], lambda p: write_audio(p, out, sr, "wav", v["bit_depth"]))
     for bus, stem in stems.items() if v["stems"] else []:
         # 32-bit float, at the mix's pre-limiter gain: the stems sum to the mix before its limiter.
-        _write(out_dir / files[f"stem:{bus}"], lambda p, s=stem: write_audio(p, (s * gain).astype(np.float32), sr,
+        atomic_write(out_dir / files[f"stem:{bus}"], lambda p, s=stem: write_audio(p, (s * gain).astype(np.float32), sr,
                                                                             "wav", 32))
     cues = []
     for p in placed:
         rec = recs.get(p.event.asset)
-        if kinds.get(p.event.asset) != "dialogue" or not rec or not rec.get("words"):
+        if kinds.get(p.event.asset) != "dialogue" or not rec or not rec.processed.words:
             continue
-        words = [dict(w, start=w["start"] + p.start, end=w["end"] + p.start) for w in rec["words"]
+        words = [dict(w, start=w["start"] + p.start, end=w["end"] + p.start) for w in rec.processed.words
                  if w["start"] < p.end - p.start]
-        cues += subtitles.cues(rec.get("text") or "", words, p.end)
+        cues += subtitles.cues(rec.processed.text or "", words, p.end)
     cues.sort(key=lambda c: c.start)
     atomic_write_text(out_dir / files["srt"], subtitles.render_srt(cues))
     atomic_write_text(out_dir / files["vtt"], subtitles.render_vtt(cues))
@@ -158,17 +160,6 @@ def render(manifest: Manifest, seq: Sequence, recs: dict[str, dict[str, Any]],
         "scenes": [{"name": s["name"], "start": round(s["start"], 6), "end": round(s["end"], 6)}
                    for s in scene_spans],
     }
-
-
-def _write(dest: Path, write) -> None:
-    """Write through a temp file beside ``dest`` and a rename: a killed build leaves no half file."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")  # cleaned by the next build if left
-    try:
-        write(tmp)
-        os.replace(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def timeline_text(record: dict[str, Any]) -> str:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import backends
-from ..manifest.fields import GENERATE, META, PROCESS
+from ..fields import Stage
 from ..manifest.model import Asset, entry_fields
 
 # Bump when the meaning of a key changes (a new input, a changed processing chain).
@@ -58,7 +58,7 @@ def digest(obj: Any) -> str:
 @functools.lru_cache(maxsize=None)
 def _meta_settings(backend: str) -> frozenset[str]:
     try:
-        return frozenset(f.name for f in backends.get(backend).settings if f.stage == META)
+        return frozenset(f.name for f in backends.get(backend).settings if f.stage == Stage.META)
     except Exception:  # an unknown backend fails elsewhere, with a better message
         return frozenset()
 
@@ -72,7 +72,7 @@ def key_settings(backend: str, settings: dict[str, Any]) -> dict[str, Any]:
 def generate_inputs(asset: Asset, fingerprint: dict[str, Any], context: dict[str, str] | None = None) -> dict[str, Any]:
     fields = _KIND_FIELDS[asset.kind]
     inputs = {k: v for k, v in asset.values.items()
-              if k not in _NOT_INPUTS and fields.get(k) is not None and fields[k].stage == GENERATE}
+              if k not in _NOT_INPUTS and fields.get(k) is not None and fields[k].stage == Stage.GENERATE}
     inputs.update({
         "key version": GENERATE_VERSION,
         "kind": asset.kind,
@@ -96,7 +96,7 @@ def process_inputs(asset: Asset, generate_key: str, sample_rate: int) -> dict[st
     formats = asset.values["format"]
     unused = {k for k, used in _FORMAT_KEYS.items() if not used & set(formats)}
     inputs = {k: v for k, v in asset.values.items()
-              if fields.get(k) is not None and fields[k].stage == PROCESS and k not in unused}
+              if fields.get(k) is not None and fields[k].stage == Stage.PROCESS and k not in unused}
     # loop changes generation (a loopable render) and processing (loop points).
     inputs.update({"processing version": PROCESS_VERSION, "generated audio": generate_key,
                    "sample_rate": sample_rate, "loop": asset.values.get("loop", False)})

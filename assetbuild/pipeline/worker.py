@@ -8,15 +8,24 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import backends
-from ..backends.base import InvalidRequest, Request
+from ..errors import CacheMiss, InvalidRequest, first_line
+from ..records import Processed
 from .cache import Cache
+from .outcome import Failure, Step
+
+if TYPE_CHECKING:
+    from ..audio.master import Settings
+    from ..backends.base import Backend, Request
+    from ..manifest.model import Asset
 
 
-class CacheMiss(Exception):
-    """An input entry is missing or corrupt: the earlier stage must run again."""
+@dataclass(frozen=True)
+class GenerateJob:
+    key: str  # the generate key its result is stored under
+    request: Request
 
 
 @dataclass(frozen=True)
@@ -27,7 +36,7 @@ class ProcessJob:
     process_key: str
     formats: tuple[str, ...]  # the first is the main file; each other one becomes a sidecar
     bit_depth: int
-    settings: Any  # audio.master.Settings
+    settings: Settings
     text: str | None = None  # dialogue: the line as written, for subtitles when the backend gave none
     ssml: bool = False
     dither: bool = True
@@ -36,8 +45,8 @@ class ProcessJob:
     transform: dict[str, float] | None = None  # a take made by pitch/gain variation (for metadata)
 
 
-def process_job_for(asset: Any, generate_key: str, process_key: str, sample_rate: int) -> ProcessJob:
-    """The process-stage job for an asset (``manifest.model.Asset``), as a build submits it."""
+def process_job_for(asset: Asset, generate_key: str, process_key: str, sample_rate: int) -> ProcessJob:
+    """The process-stage job for an asset, as a build submits it."""
     from ..audio.master import Settings
 
     v = asset.values
@@ -50,41 +59,59 @@ def process_job_for(asset: Any, generate_key: str, process_key: str, sample_rate
                       ogg_quality=v.get("ogg_quality", 5.0), opus_bitrate=v.get("opus_bitrate"), transform=transform)
 
 
+# Backends loaded in this worker process (each process has its own instances).
 _loaded: set[str] = set()
 
 
-def generate_batch(cache_root: str, backend_name: str, jobs: list[tuple[str, Request]]) -> list[tuple[str, str | None]]:
-    """Generate ``jobs`` (generate key, request) with one backend; store each result.
-
-    Returns (asset id, error or None) per job. A failing batch is retried one job at a time
-    so one bad entry does not fail its neighbours.
-    """
+def loaded(backend_name: str) -> Backend:
+    """The backend, loaded in this worker process on first use."""
     backend = backends.create(backend_name)
     if backend_name not in _loaded:
-        try:
-            backend.load()
-        except Exception as exc:  # e.g. missing model files: every job of the batch fails alike
-            return [(r.id, f"cannot load backend '{backend_name}': {_message(exc)}") for _, r in jobs]
+        backend.load()
         _loaded.add(backend_name)
+    return backend
+
+
+def generate_batch(cache_root: str, backend_name: str, jobs: list[GenerateJob]) -> list[Failure | None]:
+    """In a worker process: generate ``jobs`` with one backend, loading it on first use."""
+    try:
+        backend = loaded(backend_name)
+    except Exception as exc:  # e.g. missing model files: every job of the batch fails alike
+        return load_failures(backend_name, exc, jobs)
+    return generate_with(backend, cache_root, jobs)
+
+
+def load_failures(backend_name: str, exc: BaseException, jobs: list[GenerateJob]) -> list[Failure | None]:
+    error = f"cannot load backend '{backend_name}': {first_line(exc)}"
+    return [Failure(j.request.id, Step.GENERATE, error) for j in jobs]
+
+
+def generate_with(backend: Backend, cache_root: str, jobs: list[GenerateJob]) -> list[Failure | None]:
+    """Generate ``jobs`` with a loaded backend and store each result under its key.
+
+    Returns a failure or None per job, in order. A failing batch is retried one job at a time
+    so one bad entry does not fail its neighbours.
+    """
     cache = Cache(cache_root)
     try:
-        results = backend.generate([r for _, r in jobs])
+        results = backend.generate([j.request for j in jobs])
         if len(results) != len(jobs):
-            raise RuntimeError(f"backend '{backend_name}' returned {len(results)} results for {len(jobs)} requests")
+            raise RuntimeError(f"backend '{backend.name}' returned {len(results)} results for {len(jobs)} requests")
     except Exception as exc:
         if len(jobs) == 1:
-            return [(jobs[0][1].id, _error(exc))]
-        out: list[tuple[str, str | None]] = []
+            field = exc.field if isinstance(exc, InvalidRequest) else None
+            return [Failure(jobs[0].request.id, Step.GENERATE, first_line(exc), field)]
+        out: list[Failure | None] = []
         for job in jobs:
-            out.extend(generate_batch(cache_root, backend_name, [job]))
+            out.extend(generate_with(backend, cache_root, [job]))
         return out
     out = []
-    for (key, request), result in zip(jobs, results):
+    for job, result in zip(jobs, results, strict=True):
         try:
-            store_generated(cache, key, result)
-            out.append((request.id, None))
+            store_generated(cache, job.key, result)
+            out.append(None)
         except Exception as exc:
-            out.append((request.id, _message(exc)))
+            out.append(Failure(job.request.id, Step.GENERATE, first_line(exc)))
     return out
 
 
@@ -119,12 +146,12 @@ def load_generated(cache: Cache, key: str) -> tuple[Any, int, dict[str, Any]]:
     return np.load(blob, allow_pickle=False), entry["sample_rate"], entry.get("meta", {})
 
 
-def process(cache_root: str, job: ProcessJob) -> dict[str, Any]:
+def process(cache_root: str, job: ProcessJob) -> Processed:
     """Master and encode one generated asset; store the file (and, for dialogue, its subtitle
     and lip-sync files); return its metadata."""
     from ..audio.master import master
     from ..export.audiofile import write_audio
-    from .cache import file_sha256
+    from ..fsutil import file_sha256
 
     cache = Cache(cache_root)
     audio, sr, meta = load_generated(cache, job.generate_key)
@@ -148,41 +175,28 @@ def process(cache_root: str, job: ProcessJob) -> dict[str, Any]:
         shas[fmt] = file_sha256(tmp)
         cache.put_file(tmp)
     sha = shas[job.formats[0]]
-    record = {
-        "duration": round(len(mastered) / s.sample_rate, 6),
-        "frames": len(mastered),
-        "sample_rate": s.sample_rate,
-        "channels": s.channels,
-        "loudness": round2(info["loudness"]),
-        "loudness_mode": info["mode"],
-        "loudness_target": s.loudness,
-        "gain_db": round2(info["gain_db"]),
-        "true_peak": round2(info["true_peak"]),
-        "true_peak_ceiling": s.true_peak,
-        "target_met": bool(info["target_met"]),
-        "loop": loop,
-        "trimmed_start": round(info["offset"], 6),
-        "sha256": sha,
-        "model": meta.get("model"),
-    }
-    if job.transform:
-        record["take_transform"] = job.transform
-    for key in ("generator", "notes", "warnings"):
-        if key in meta:
-            record[key] = meta[key]
-    # Files placed beside the main one: the other formats, and a dialogue line's text files.
-    record["sidecars"] = {fmt: h for fmt, h in shas.items() if fmt != job.formats[0]}
+    sidecars = {fmt: h for fmt, h in shas.items() if fmt != job.formats[0]}
+    speech: dict[str, Any] = {}
     if job.kind == "dialogue":
-        files = _speech_files(job, meta, info["offset"], mastered, s.sample_rate, record)
-        record["sidecars"].update({name: cache.put_bytes(text.encode("utf-8")) for name, text in files.items()})
-    blobs = [sha, *record["sidecars"].values()]
-    cache.put_entry("process", job.process_key, {"file": sha, "record": record, "blobs": blobs})
+        files, speech = _speech_files(job, meta, info["offset"], mastered, s.sample_rate)
+        sidecars.update({name: cache.put_bytes(text.encode("utf-8")) for name, text in files.items()})
+    record = Processed(
+        duration=round(len(mastered) / s.sample_rate, 6), frames=len(mastered), sample_rate=s.sample_rate,
+        channels=s.channels, loudness=round2(info["loudness"]), loudness_mode=info["mode"],
+        loudness_target=s.loudness, gain_db=round2(info["gain_db"]), true_peak=round2(info["true_peak"]),
+        true_peak_ceiling=s.true_peak, target_met=bool(info["target_met"]), loop=loop,
+        trimmed_start=round(info["offset"], 6), sha256=sha, model=meta.get("model"), take_transform=job.transform,
+        generator=meta.get("generator"), notes=meta.get("notes"), warnings=meta.get("warnings"),
+        sidecars=sidecars, **speech)
+    cache.put_entry("process", job.process_key, {"file": sha, "record": record.to_json(),
+                                                 "blobs": [sha, *sidecars.values()]})
     return record
 
 
-def _speech_files(job: ProcessJob, meta: dict[str, Any], offset: float, audio: Any, sr: int,
-                  record: dict[str, Any]) -> dict[str, str]:
-    """Word timings moved onto the final file, and the subtitle and lip-sync files from them."""
+def _speech_files(job: ProcessJob, meta: dict[str, Any], offset: float, audio: Any,
+                  sr: int) -> tuple[dict[str, str], dict[str, Any]]:
+    """The subtitle and lip-sync files of a line, and its text, words and timing (moved onto
+    the final file)."""
     import json
 
     from ..audio.cleanup import active_range
@@ -198,35 +212,14 @@ def _speech_files(job: ProcessJob, meta: dict[str, Any], offset: float, audio: A
         start, end = active_range(audio, sr)
         words = alignment.estimate(display, start / sr, end / sr, duration)
         timing = "estimated"
-    record.update({"text": display, "words": words, "timing": timing})
     cues = subtitles.cues(display, words, duration)
     files = {"srt": subtitles.render_srt(cues), "vtt": subtitles.render_vtt(cues)}
     if phonemes:
         files["rhubarb"] = json.dumps(lipsync.rhubarb(phonemes, duration), indent=1) + "\n"
         files["visemes"] = json.dumps(lipsync.visemes(phonemes, duration), indent=1) + "\n"
-    return files
+    return files, {"text": display, "words": words, "timing": timing}
 
 
 def round2(x: float | None) -> float | None:
     """A measurement for the metadata: 2 decimals, None for missing or non-finite values."""
     return None if x is None or x != x or abs(x) == float("inf") else round(float(x), 2)
-
-
-class FieldError(str):
-    """An error message from :class:`InvalidRequest`, carrying the request field it names
-    (a plain string to the build; the server answers 422 with the field)."""
-
-    field: str = ""
-
-
-def _error(exc: BaseException) -> str:
-    text = _message(exc)
-    if isinstance(exc, InvalidRequest):
-        text = FieldError(text)
-        text.field = exc.field
-    return text
-
-
-def _message(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return text or type(exc).__name__

@@ -1,1 +1,0 @@
-"""Planning, caching and running a build: manifest -> plan -> generate -> process -> export."""

@@ -1,0 +1,211 @@
+"""A build, start to end: plan, realise what changed, place it, publish.
+
+This is orchestration only. Where jobs run is the executor's business (:mod:`.executor`), how
+a planned item becomes an outcome is the realise path's (:mod:`.realise`), and what is written
+after the assets is publishing's (:mod:`.publish`). A failing asset never stops the others.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import UsageError
+from ..fsutil import place_file, remove_temps
+from ..manifest.model import Manifest, sidecar_file
+from . import publish
+from .cache import Cache
+from .executor import Executor, LocalExecutor
+from .lock import Lockfile
+from .outcome import Action, Failure, Outcome, Status, Step
+from .plan import Item, Plan, billed_characters, make_plan, recover
+from .realise import realise
+from .state import State, exclusive, paths_of
+
+Event = Callable[[str, dict[str, Any]], None]
+
+
+@dataclass
+class Options:
+    cache_dir: Path | None = None
+    jobs: int = 0  # 0: one per core
+    copy: bool = False
+    locked: bool = False
+    # For long-running callers (`watch`, `serve`): the executor they own, used instead of one
+    # per build. The build neither shuts it down nor unloads its models, even when interrupted.
+    executor: Executor | None = None
+    commercial: bool = False  # refuse to build when an asset would come from a non-commercial model
+    max_characters: int | None = None  # refuse a build that would bill more characters than this
+
+
+@dataclass
+class BuildResult:
+    plan: Plan
+    processed: int = 0
+    removed: int = 0
+    failures: list[Failure] = field(default_factory=list)
+    locked_mismatch: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    generated_ids: set[str] = field(default_factory=set)
+    processed_ids: set[str] = field(default_factory=set)  # every asset the process stage ran for
+    mixed: list[str] = field(default_factory=list)  # sequences mixed by this build
+
+    @property
+    def generated(self) -> int:
+        return len(self.generated_ids)
+
+    @property
+    def reused(self) -> int:
+        """Assets ready without generating (fresh, restored or only re-processed)."""
+        failed = {f.id for f in self.failures if f.stage.of_asset}
+        return len(self.plan.items) - len(self.generated_ids | failed)
+
+    def summary(self) -> dict[str, Any]:
+        """What ``build --json`` prints (docs/ci.md)."""
+        return {
+            "generated": self.generated,
+            "processed": self.processed,
+            "reused": self.reused,
+            "failed": len(self.failures),
+            "sequences": len(self.plan.manifest.sequences),
+            "mixed": len(self.mixed),
+            "removed": self.removed,
+            "assets": len(self.plan.items),
+            "profile": self.plan.manifest.profile,
+            "output": str(self.plan.manifest.output_dir),
+            "seconds": round(self.seconds, 3),
+            "failures": [f.to_json() for f in self.failures],
+            "billed_characters": billed_characters(i for i in self.plan.items if i.id in self.generated_ids),
+        }
+
+
+def plan_of(manifest: Manifest, cache: Cache, lock: Lockfile, state: State) -> Plan:
+    known = state.keys if state.manifest == manifest.digest else None
+    return make_plan(manifest, cache, lock, state.outputs, known, state.fingerprints)
+
+
+def plan_build(manifest: Manifest, cache_dir: Path | None = None) -> Plan:
+    """The plan a build would run, without running it (``assetbuild plan``)."""
+    paths = paths_of(manifest, cache_dir)
+    state = State.read(paths.state)
+    return plan_of(manifest, Cache(paths.cache), Lockfile(paths.lock, state), state)
+
+
+def build(manifest: Manifest, options: Options, on_event: Event = lambda kind, data: None) -> BuildResult:
+    start = time.perf_counter()
+    paths = paths_of(manifest, options.cache_dir)
+    with exclusive(manifest.root / ".assetbuild"):
+        cache = Cache(paths.cache)
+        state = State.read(paths.state)
+        lock = Lockfile(paths.lock, state)
+        plan = plan_of(manifest, cache, lock, state)
+        result = BuildResult(plan)
+        check_terms(plan, options)
+        if options.locked:
+            result.locked_mismatch = locked_mismatch(plan, lock)
+            if result.locked_mismatch:
+                result.seconds = time.perf_counter() - start
+                return result
+        p = publish.Publication(manifest, plan, paths, state, lock, {})
+        if publish.is_noop(p):
+            # Nothing to do, and the metadata was written from these very manifest bytes.
+            result.seconds = time.perf_counter() - start
+            on_event("finish", result.summary())
+            return result
+        p.built = publish.previous_entries(manifest, state)
+        p.plan = result.plan = plan = recover(plan, p.built, cache)
+        on_event("plan", plan.totals())
+        if plan.work:
+            cache.clean_tmp()
+            remove_temps(manifest.output_dir)
+            _realise(plan, cache, options, p, result, on_event)
+        publish.publish(p)
+        result.failures, result.removed, result.mixed = p.failures, p.removed, p.mixed
+    result.seconds = time.perf_counter() - start
+    on_event("finish", result.summary())
+    return result
+
+
+def check_terms(plan: Plan, options: Options) -> None:
+    """--commercial and --max-characters: refuse before anything runs, naming the entries."""
+    if options.commercial:
+        bad = [i for i in plan.items if not (i.licence or {}).get("commercial")]
+        if bad:
+            names = ", ".join(f"{i.id} ({(i.licence or {}).get('name', 'unknown')})" for i in bad[:10])
+            more = f" and {len(bad) - 10} more" if len(bad) > 10 else ""
+            raise UsageError(f"--commercial: {len(bad)} assets would come from models not licensed for commercial "
+                             f"use: {names}{more}")
+    if options.max_characters is None:
+        return
+    billed = plan.totals()["billed_characters"]
+    if billed > options.max_characters:
+        raise UsageError(f"--max-characters {options.max_characters}: this build would bill {billed} characters "
+                         "(see `assetbuild plan`)")
+
+
+def locked_mismatch(plan: Plan, lock: Lockfile) -> list[dict[str, Any]]:
+    """--locked: how the plan differs from the lockfile (same assets, same keys). Assets whose
+    keys match but whose cache entries are gone (a cold CI cache) are built again: no mismatch."""
+    return [
+        {"id": i.id, "action": i.action.value if i.action in (Action.GENERATE, Action.PROCESS) else "rebuild",
+         "reasons": i.reasons if i.id in lock.brief else ["not in the lockfile"]}
+        for i in plan.items
+        if lock.brief.get(i.id, {}).get("process") != i.process_key
+    ] + [{"id": aid, "action": "remove", "reasons": ["no longer in the manifest"]} for aid in plan.removed]
+
+
+def _realise(plan: Plan, cache: Cache, options: Options, p: publish.Publication, result: BuildResult,
+             on_event: Event) -> None:
+    """Realise the plan's work and place each outcome in the output folder as it arrives."""
+    work = plan.work
+    owned = options.executor is None
+    executor = options.executor or LocalExecutor(min(options.jobs or _cores(), len(work)))
+    items = {i.id: i for i in work}
+    try:
+        for outcome in realise(work, cache, executor, plan.manifest.sample_rate):
+            item = items[outcome.id]
+            if outcome.generated:
+                result.generated_ids.add(outcome.id)
+            if outcome.processed is not None and outcome.status != Status.PLACED:
+                result.processed += 1
+                result.processed_ids.add(outcome.id)
+            failure = outcome.failure or _place(outcome, item, plan.manifest.output_dir, options.copy)
+            if failure is not None:
+                p.failures.append(failure)
+                on_event("failed", {"id": failure.id, "error": failure.error})
+                continue
+            assert outcome.processed is not None
+            p.built[outcome.id] = outcome.processed
+            p.statuses[outcome.id] = outcome.status
+            on_event("asset", outcome.event(item.asset.kind, item.file))
+    except BaseException:
+        # Ctrl-C or a crash: stop now. Finished jobs are already in the cache; running ones
+        # leave only temp files, which the next build removes.
+        if owned:
+            executor.shutdown(kill=True)
+        raise
+    if owned:
+        executor.shutdown()
+
+
+def _place(outcome: Outcome, item: Item, output_dir: Path, copy: bool) -> Failure | None:
+    """Put an outcome's files (its main file and each sidecar) at their paths in the output."""
+    dest = output_dir / item.file
+    try:
+        for name, blob in outcome.files.items():
+            if name != "main":
+                place_file(blob, output_dir / sidecar_file(item.file, name), copy)
+        place_file(outcome.files["main"], dest, copy)
+    except OSError as exc:
+        return Failure(item.id, Step.PLACE, f"cannot write {dest}: {exc.strerror or exc}")
+    return None
+
+
+def _cores() -> int:
+    import os
+
+    return os.cpu_count() or 1
