@@ -104,7 +104,8 @@ def _load(manifest: str, quiet: bool = False, profile: str | None = None) -> Man
 
 @main.command()
 @manifest_arg
-@click.option("--locked", is_flag=True, help="Fail (exit 1), building nothing, unless the lockfile already describes this build "
+@click.option("--locked", is_flag=True,
+              help="Fail (exit 1), building nothing, unless the lockfile already describes this build "
                    "(no asset added, removed or changed since it was written).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON summary object on stdout.")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")

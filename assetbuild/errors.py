@@ -8,13 +8,14 @@ problem, never a traceback) and exits with :attr:`~AssetbuildError.exit_code`::
     │   ├── ManifestError          the manifest is invalid: every problem, each naming file, entry, field
     │   └── ProjectBusy            another build holds the project's lock (watch retries)
     ├── BackendUnavailable         exit 2: a backend cannot run here (missing extra or model files)
+    │   └── ModelMissing           the model's weights are not on this machine (models/store.py)
     ├── InvalidRequest             a request asks a backend for what it cannot do; names the field
     ├── CacheMiss                  a cache entry an earlier stage made is missing or corrupt
     ├── TimelineError              a sequence's events do not resolve (timeline.py)
     ├── ScriptError                malformed SSML or line markup (speech/script.py)
     ├── SilentAudio                audio too quiet to measure or master (audio/loudness.py)
     ├── SequenceFailed             a sequence could not be mixed (pipeline/sequences.py)
-    ├── EngineError                an eSpeak NG voice or synthesis failure (backends/_espeak_ctypes.py)
+    ├── VoiceError, SynthError     eSpeak NG has no such voice, or failed (backends/_espeak_ctypes.py)
     ├── ElevenLabsError            the ElevenLabs API refused or failed (backends/elevenlabs.py)
     └── ServerError                what the HTTP server answers with a status (server/errors.py)
 

@@ -97,6 +97,14 @@ class Field:
             return value, f"must be at most {_num(self.maximum)}, got {_num(value)}"
         return value, None
 
+    def clamp(self, value: float) -> float:
+        """``value`` moved into this field's range (a backend scaling a setting, e.g. by emotion)."""
+        if self.minimum is not None:
+            value = max(value, self.minimum)
+        if self.maximum is not None:
+            value = min(value, self.maximum)
+        return value
+
     def json_schema(self) -> dict[str, Any]:
         js: dict[str, Any] = {"description": self.doc}
         if self.type == "strlist":

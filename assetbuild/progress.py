@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress, TaskID
 
 
 class Reporter:
     def __init__(self, quiet: bool, stream: TextIO):
         self.quiet, self.stream = quiet, stream
         self.tty = stream.isatty()
-        self.progress = None
-        self.task = None
-        self.failed: list[dict[str, str]] = []
+        self.progress: Progress | None = None
+        self.task: TaskID | None = None
 
-    def __enter__(self) -> "Reporter":
+    def __enter__(self) -> Reporter:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -61,10 +64,10 @@ class Reporter:
         self._print("; ".join(parts) + f" ({s['seconds']:.1f} s)", force=True)
 
     def _advance(self, description: str) -> None:
-        if self.progress is not None:
+        if self.progress is not None and self.task is not None:
             self.progress.update(self.task, advance=1, description=description)
 
-    def _console(self):
+    def _console(self) -> Console:
         from rich.console import Console
 
         return Console(file=self.stream)

@@ -172,7 +172,7 @@ def resolve(events: list[Event], durations: dict[str, float]) -> list[Placed]:
                     starts[dep] = starts[ev.after] + ref_len + ev.gap
             elif ev.with_ in broken:
                 broken.add(dep)
-            else:
+            elif ev.with_ is not None:
                 starts[dep] = starts[ev.with_] + ev.offset
 
     for name in names:
@@ -186,8 +186,9 @@ def resolve(events: list[Event], durations: dict[str, float]) -> list[Placed]:
         raise TimelineError(problems)
     placed = []
     for ev in events:
-        s = max(starts[ev.name], 0.0)
-        placed.append(Placed(ev, s, s + lengths[ev.name]))  # type: ignore[operator]
+        s, length = max(starts[ev.name], 0.0), lengths[ev.name]
+        assert length is not None  # else a problem above
+        placed.append(Placed(ev, s, s + length))
     return placed
 
 

@@ -23,9 +23,9 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
 from .errors import UsageError
@@ -97,7 +97,20 @@ def _targets(files: set[str], patterns: list[str], ignore: list[str], extra_igno
     # A folder under a recursive watch needs no watch of its own.
     covered = {d: r for d, r in watches.items()
                if not any(r2 and d != d2 and d.startswith(d2 + os.sep) for d2, r2 in watches.items())}
-    return Targets(frozenset(files) - frozenset(extra_ignored), tuple(patterns), tuple(ignore) + tuple(extra_ignored), covered)
+    return Targets(frozenset(files) - frozenset(extra_ignored), tuple(patterns), tuple(ignore) + tuple(extra_ignored),
+                   covered)
+
+
+def event_handler(callback: Callable[[Any], None]) -> Any:
+    """A watchdog handler that passes every event to ``callback`` (watchdog is imported here,
+    when a watch starts)."""
+    from watchdog.events import FileSystemEvent, FileSystemEventHandler
+
+    class Handler(FileSystemEventHandler):
+        def on_any_event(self, event: FileSystemEvent) -> None:
+            callback(event)
+
+    return Handler()
 
 
 def reschedule(observer: Any, handler: Any, watches: dict[tuple[str, bool], Any], targets: Targets,
@@ -220,6 +233,7 @@ class Watch:
         self.jobs = settings.jobs or os.cpu_count() or 1
         self.executor: LocalExecutor | None = None
         self.observer: Any = None
+        self._handler: Any = None
         self.watches: dict[tuple[str, bool], Any] = {}
         self.targets = _targets({os.path.normpath(self.path.resolve())}, [], [])
         self.lock = threading.Lock()
@@ -408,13 +422,9 @@ class Watch:
         return self._apply_watches()
 
     def _apply_watches(self) -> bool:
-        from watchdog.events import FileSystemEventHandler
-
-        handler = getattr(self, "_handler", None)
-        if handler is None:
-            handler = self._handler = FileSystemEventHandler()
-            handler.on_any_event = self.on_event  # type: ignore[method-assign]
-        return reschedule(self.observer, handler, self.watches, self.targets,
+        if self._handler is None:
+            self._handler = event_handler(self.on_event)
+        return reschedule(self.observer, self._handler, self.watches, self.targets,
                           lambda folder, exc: self._note(f"warning: cannot watch {folder}: {exc.strerror or exc}"))
 
     # -- the executor ------------------------------------------------------------------------

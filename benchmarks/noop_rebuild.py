@@ -1,6 +1,7 @@
 """No-op rebuild of a 10,000-entry manifest vs. parsing and validating it.
 
     python benchmarks/noop_rebuild.py [--entries 10000] [--dir /tmp/assetbuild-bench]
+                                      [--peer-source DIR]
 
 Writes a generated manifest (mostly short dialogue lines, plus sound effects), builds it once
 for real (minutes), then times, each as the median of several runs in a fresh process:
@@ -10,6 +11,10 @@ for real (minutes), then times, each as the median of several runs in a fresh pr
 
 Target (issue 2): no-op rebuild under 1 s on the 2-core machine and under 3x parse+validate.
 Results go in docs/performance.md.
+
+``--peer-source DIR``: also time another assetbuild source tree (a checkout of an earlier
+commit, say ``git worktree add /tmp/old HEAD~1``) on its own copy of the same project, the two
+no-ops alternating run by run so both see the same machine.
 """
 
 from __future__ import annotations
@@ -42,12 +47,13 @@ def manifest_text(n: int) -> str:
 ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 
-def timed(cmd: list[str], cwd: Path, runs: int) -> tuple[float, list[float], str]:
-    subprocess.run(cmd, cwd=cwd, capture_output=True, env=ENV)  # warm: writes the bytecode cache
+def timed(cmd: list[str], cwd: Path, runs: int, env: dict[str, str] | None = None) -> tuple[float, list[float], str]:
+    env = env or ENV
+    subprocess.run(cmd, cwd=cwd, capture_output=True, env=env)  # warm: writes the bytecode cache
     times, out = [], ""
     for _ in range(runs):
         start = time.perf_counter()
-        proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=ENV)
+        proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env)
         times.append(time.perf_counter() - start)
         if proc.returncode != 0:
             raise SystemExit(proc.stderr)
@@ -55,11 +61,19 @@ def timed(cmd: list[str], cwd: Path, runs: int) -> tuple[float, list[float], str
     return statistics.median(times), times, out
 
 
+def first_build(manifest: Path, env: dict[str, str]) -> tuple[float, str]:
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "assetbuild", "build", str(manifest), "--json", "-q"],
+                          cwd=manifest.parent, capture_output=True, text=True, env=env)
+    return time.perf_counter() - start, proc.stdout.strip()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--entries", type=int, default=10_000)
     ap.add_argument("--dir", type=Path, default=Path("/tmp/assetbuild-bench"))
     ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--peer-source", type=Path, help="another assetbuild source tree to time beside this one")
     args = ap.parse_args()
     args.dir.mkdir(parents=True, exist_ok=True)
     manifest = args.dir / "assetbuild.toml"
@@ -67,16 +81,32 @@ def main() -> None:
     if not manifest.exists() or manifest.read_text() != text:
         manifest.write_text(text)
 
-    start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "assetbuild", "build", str(manifest), "--json", "-q"],
-                          cwd=args.dir, capture_output=True, text=True)
-    first = time.perf_counter() - start
-    print(f"first build: {first:.1f} s: {proc.stdout.strip()[:200]}", file=sys.stderr)
+    first, out = first_build(manifest, ENV)
+    print(f"first build: {first:.1f} s: {out[:200]}", file=sys.stderr)
+    peer_env, peer_manifest = None, None
+    if args.peer_source:
+        peer_env = dict(ENV, PYTHONPATH=os.pathsep.join(filter(None, [str(args.peer_source.resolve()),
+                                                                       ENV.get("PYTHONPATH")])))
+        peer_dir = args.dir.with_name(args.dir.name + "-peer")
+        peer_dir.mkdir(parents=True, exist_ok=True)
+        peer_manifest = peer_dir / "assetbuild.toml"
+        if not peer_manifest.exists() or peer_manifest.read_text() != text:
+            peer_manifest.write_text(text)
+        peer_first, out = first_build(peer_manifest, peer_env)
+        print(f"peer first build: {peer_first:.1f} s: {out[:200]}", file=sys.stderr)
 
     parse_cmd = [sys.executable, "-c", f"from assetbuild.manifest import load; load({str(manifest)!r})"]
     parse, parse_runs, _ = timed(parse_cmd, args.dir, args.runs)
     noop_cmd = [sys.executable, "-m", "assetbuild", "build", str(manifest), "--json", "-q"]
-    noop, noop_runs, out = timed(noop_cmd, args.dir, args.runs)
+    if peer_manifest is not None and peer_env is not None:
+        peer_cmd = [sys.executable, "-m", "assetbuild", "build", str(peer_manifest), "--json", "-q"]
+        noop_runs, peer_runs = [], []
+        for _ in range(args.runs):  # alternating, so that both see the same machine
+            noop_runs += timed(noop_cmd, args.dir, 1)[1]
+            peer_runs += timed(peer_cmd, peer_manifest.parent, 1, peer_env)[1]
+        noop, out = statistics.median(noop_runs), timed(noop_cmd, args.dir, 1)[2]
+    else:
+        noop, noop_runs, out = timed(noop_cmd, args.dir, args.runs)
     summary = json.loads(out)
     assert summary["generated"] == 0 and summary["processed"] == 0, summary
 
@@ -90,6 +120,9 @@ def main() -> None:
         "parse_runs": [round(t, 3) for t in parse_runs],
         "noop_runs": [round(t, 3) for t in noop_runs],
     }
+    if peer_manifest is not None:
+        result.update(peer_source=str(args.peer_source), peer_noop_rebuild_s=round(statistics.median(peer_runs), 3),
+                      peer_noop_runs=[round(t, 3) for t in peer_runs])
     print(json.dumps(result, indent=1))
 
 

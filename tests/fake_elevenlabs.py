@@ -100,7 +100,7 @@ class FakeElevenLabs:
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 fake._handle(self)
 
             def log_message(self, *args: Any) -> None:

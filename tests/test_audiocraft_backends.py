@@ -14,11 +14,11 @@ import textwrap
 import numpy as np
 import pytest
 import soundfile as sf
+from conftest import REPO, Project
 
 from assetbuild.backends.audiogen import AudioGenBackend
 from assetbuild.backends.base import BackendUnavailable, Request
 from assetbuild.backends.musicgen import MusicGenBackend
-from conftest import REPO, Project
 
 WORDS = ["happy", "sad", "tune", "drums", "rain", "calm", "epic", "piano", "wind", "door", "a", "the"]
 
@@ -28,8 +28,16 @@ def build_transformers_musicgen(out, seed=0):
     """MusicGen of the real transformers classes: T5 text encoder, 32 kHz EnCodec (640 hop, 50 Hz,
     4 codebooks of 64), one decoder layer; tokenizer built from a word list."""
     import torch
-    from transformers import (EncodecConfig, EncodecFeatureExtractor, MusicgenConfig, MusicgenDecoderConfig,
-                              MusicgenForConditionalGeneration, MusicgenProcessor, T5Config, T5Tokenizer)
+    from transformers import (
+        EncodecConfig,
+        EncodecFeatureExtractor,
+        MusicgenConfig,
+        MusicgenDecoderConfig,
+        MusicgenForConditionalGeneration,
+        MusicgenProcessor,
+        T5Config,
+        T5Tokenizer,
+    )
 
     vocab = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0)]
     vocab += [("\u2581" + w, -float(i + 1)) for i, w in enumerate(WORDS)]

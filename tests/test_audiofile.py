@@ -160,7 +160,7 @@ def test_ogg_pages_stay_valid(tmp_path):
 
 
 def test_opus_rates(tmp_path):
-    with pytest.raises(ValueError, match="Opus.*44100"):
+    with pytest.raises(ValueError, match=r"Opus.*44100"):
         write_audio(tmp_path / "a.opus", audio(), 44100, format="opus")
     write_audio(tmp_path / "b.opus", audio(), 24000, format="opus")
     assert sf.info(tmp_path / "b.opus").samplerate == 24000

@@ -15,10 +15,10 @@ import textwrap
 import numpy as np
 import pytest
 import torch
+from conftest import Project
 
 from assetbuild.backends.bark import BarkBackend, display, sub_seed, with_emotion
 from assetbuild.backends.base import Request
-from conftest import Project
 
 # Tiny sub-models are much faster on one thread (the test machines have 2 busy cores).
 SUBPROCESS_ENV = {"HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
@@ -27,8 +27,17 @@ WORDS = ("hello there the forest is dark follow lanterns welcome to we leave at 
 
 
 def make_tiny_bark(path, seed: int = 0) -> None:
-    from transformers import (BarkCoarseConfig, BarkConfig, BarkFineConfig, BarkModel, BarkProcessor,
-                              BarkSemanticConfig, BertTokenizer, EncodecConfig, GenerationConfig)
+    from transformers import (
+        BarkCoarseConfig,
+        BarkConfig,
+        BarkFineConfig,
+        BarkModel,
+        BarkProcessor,
+        BarkSemanticConfig,
+        BertTokenizer,
+        EncodecConfig,
+        GenerationConfig,
+    )
     from transformers.models.bark.generation_configuration_bark import BarkGenerationConfig
 
     torch.manual_seed(seed)
@@ -316,7 +325,7 @@ def test_build_end_to_end(tmp_path, tiny_bark, voice_npz):
         assert a["generator"].startswith("Bark (")
     laugh = assets["laugh"]
     assert laugh["text"] == "Hello there, welcome to the forest!"
-    assert [w["text"] for w in laugh["words"]][0] == "Hello"
+    assert laugh["words"][0]["text"] == "Hello"
     srt = (p.out / laugh["subtitles"]["srt"]).read_text()
     assert "Hello there" in srt and "laughs" not in srt
     assert "preset narrator.npz" in laugh["notes"]

@@ -14,7 +14,6 @@ import time
 import numpy as np
 import pytest
 import soundfile as sf
-
 from conftest import REPO, Project
 
 
@@ -154,7 +153,7 @@ def test_sigkill_midway_then_resume(tmp_path):
     for a in p.pack()["assets"]:
         data, sr = sf.read(p.out / a["file"])
         assert len(data) == 40 * sr and a["sha256"] == sha(p.out / a["file"])
-    leftovers = [x for x in tmp_path.rglob("*.tmp")]
+    leftovers = list(tmp_path.rglob("*.tmp"))
     cache_tmp = tmp_path / ".assetbuild" / "cache" / "tmp"
     leftovers += list(cache_tmp.iterdir()) if cache_tmp.exists() else []
     assert leftovers == []

@@ -9,7 +9,6 @@ import subprocess
 import zipfile
 
 import yaml
-
 from conftest import REPO, Project
 
 

@@ -5,8 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from assetbuild.audio.cleanup import (FADE_CURVES, active_range, fade, highpass, loop_crossfade, remove_dc, tpdf_dither,
-                                      trim_silence)
+from assetbuild.audio.cleanup import (
+    FADE_CURVES,
+    active_range,
+    fade,
+    highpass,
+    loop_crossfade,
+    remove_dc,
+    tpdf_dither,
+    trim_silence,
+)
 
 SR = 48000
 MS = SR // 1000

@@ -8,10 +8,9 @@ import tomllib
 
 import jsonschema
 import pytest
-
-from assetbuild.manifest import load
-from assetbuild.manifest import reference
 from conftest import REPO, Project
+
+from assetbuild.manifest import load, reference
 
 DOCS = sorted((REPO / "docs").glob("*.md")) + [REPO / "README.md"]
 

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fake_elevenlabs import LEAD, TAIL, FakeElevenLabs, char_times, error_body
 
 import assetbuild.backends.elevenlabs as el
 from assetbuild.backends import BackendUnavailable, Request
 from assetbuild.fields import Stage
-from fake_elevenlabs import LEAD, TAIL, FakeElevenLabs, char_times, error_body
 
 KEY = "sk-test-SECRET-1234"
 VOICE = "JBFqnCBsd6RMkjVDRZzb"

@@ -16,8 +16,7 @@ from pathlib import Path
 import pytest
 
 from assetbuild.errors import UsageError
-from assetbuild.export.engines import KIND_FOLDERS, Pack, load_pack, script, write
-from assetbuild.export.engines import fmod
+from assetbuild.export.engines import KIND_FOLDERS, Pack, fmod, load_pack, script, write
 
 EVENT_COLUMNS = ["event", "kind", "instrument", "files", "loop", "loop_start", "loop_end", "duration",
                  "group", "bus", "bank", "notes"]

@@ -14,8 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from assetbuild.export.engines import Pack, load_pack, render, script, write
-from assetbuild.export.engines import unity
+from assetbuild.export.engines import Pack, load_pack, render, script, unity, write
 
 STUBS = Path(__file__).resolve().parent / "unity_stubs" / "UnityStubs.cs"
 FILES = {

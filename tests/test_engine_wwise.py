@@ -12,8 +12,7 @@ from pathlib import Path, PureWindowsPath
 import pytest
 
 from assetbuild.errors import UsageError
-from assetbuild.export.engines import KIND_FOLDERS, Pack, load_pack, write
-from assetbuild.export.engines import wwise
+from assetbuild.export.engines import KIND_FOLDERS, Pack, load_pack, write, wwise
 
 COLUMNS = ["Audio File", "Object Path", "Object Type", "Event", "Notes", "Audio Source Notes",
            "@IsLoopingEnabled"]

@@ -11,7 +11,6 @@ import zipfile
 
 import pytest
 import srt
-
 from conftest import REPO, Project
 
 ENGINES = ["unreal", "unity", "wwise", "fmod"]

@@ -6,19 +6,18 @@ import hashlib
 import json
 import multiprocessing
 import subprocess
-import time
 import sys
 import textwrap
+import time
 from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 import pytest
+from conftest import REPO
 
 from assetbuild.backends.base import Request
 from assetbuild.backends.espeak import EMOTION_DELIVERY, EspeakBackend, align, delivery
 from assetbuild.manifest.model import EMOTIONS
-
-from conftest import REPO
 
 backend = EspeakBackend()  # a core dependency: if it cannot run, these tests must fail, not skip
 

@@ -7,14 +7,21 @@ import re
 
 import jsonschema
 import pytest
+from conftest import REPO
 
 from assetbuild.backends.base import Request
 from assetbuild.backends.espeak import EspeakBackend
 from assetbuild.export import lipsync
-from assetbuild.export.lipsync import (RHUBARB_SHAPES, VISEMES, is_known, lookup, mapping_table,
-                                       normalise, rhubarb, visemes)
-
-from conftest import REPO
+from assetbuild.export.lipsync import (
+    RHUBARB_SHAPES,
+    VISEMES,
+    is_known,
+    lookup,
+    mapping_table,
+    normalise,
+    rhubarb,
+    visemes,
+)
 
 SCHEMAS = REPO / "docs" / "schemas"
 DOC = REPO / "docs" / "lipsync.md"

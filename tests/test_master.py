@@ -7,11 +7,11 @@ import json
 import numpy as np
 import pytest
 import soundfile as sf
+from conftest import Project
 
 from assetbuild.audio import loudness
 from assetbuild.audio.master import Settings, master
 from assetbuild.export.audiofile import read_loop
-from conftest import Project
 
 SR = 48000
 

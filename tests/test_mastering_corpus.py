@@ -11,16 +11,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import soundfile as sf
+from test_audio_dsp import SR, clipped_noise, ffmpeg_ebur128_file, pink, sine, speech_like, transient
 
 from assetbuild import backends
 from assetbuild.audio.loudness import SilentAudio, integrated, momentary_max, true_peak
 from assetbuild.audio.master import Settings
 from assetbuild.backends.base import Request
-from assetbuild.pipeline.cache import Cache
-from assetbuild.pipeline.worker import ProcessJob, process, store_generated
 from assetbuild.export.audiofile import read_loop
 from assetbuild.manifest.model import BUILTIN_DEFAULTS, entry_fields
-from test_audio_dsp import SR, clipped_noise, ffmpeg_ebur128_file, pink, sine, speech_like, transient
+from assetbuild.pipeline.cache import Cache
+from assetbuild.pipeline.worker import ProcessJob, process, store_generated
 
 LINES = {
     "vo_short": "Halt!",

@@ -9,10 +9,10 @@ import json
 import os
 
 import pytest
+from conftest import Project, plugin_site
 
 from assetbuild.backends.base import BackendUnavailable
 from assetbuild.models import catalog, store
-from conftest import Project, plugin_site
 
 PLUGIN = """
 import json, os
@@ -243,9 +243,9 @@ def test_device_option_is_validated(tmp_path):
 
 
 def test_device_choice(monkeypatch):
-    from assetbuild.backends import neural
-
     import torch
+
+    from assetbuild.backends import neural
 
     monkeypatch.setenv("ASSETBUILD_DEVICE", "cpu")
     assert neural.pick_device() == neural.planned_device() == "cpu"

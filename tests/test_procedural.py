@@ -9,12 +9,11 @@ import textwrap
 
 import numpy as np
 import pytest
+from conftest import REPO
 
 from assetbuild.backends.base import Backend, Request
 from assetbuild.backends.procedural import ProceduralBackend
 from assetbuild.backends.procedural.prompt import parse
-
-from conftest import REPO
 
 SR = 48000
 backend = ProceduralBackend()

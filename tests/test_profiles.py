@@ -7,10 +7,10 @@ import json
 import numpy as np
 import pytest
 import soundfile as sf
+from conftest import Project
 
 from assetbuild.audio.loudness import momentary_max
 from assetbuild.export.audiofile import read_loop, write_audio
-from conftest import Project
 
 GAME = """\
 [project]

@@ -12,10 +12,9 @@ from conftest import SMALL, Project
 
 
 def test_keys_from_the_last_build_are_not_trusted_across_code_changes(tmp_path, monkeypatch):
+    from assetbuild.manifest import load, model
     from assetbuild.pipeline import keys
     from assetbuild.pipeline.run import plan_build
-    from assetbuild.manifest import load
-    from assetbuild.manifest import model
 
     p = Project(tmp_path)
     p.build()

@@ -8,7 +8,6 @@ import json
 import numpy as np
 import soundfile as sf
 import srt
-
 from conftest import REPO, Project
 
 SCENE = """\

@@ -19,11 +19,10 @@ import httpx
 import pytest
 import soundfile as sf
 import uvicorn
+from conftest import LOCALISED, SMALL, Project
 
 from assetbuild.server import create_app
 from assetbuild.server.limits import Limits
-
-from conftest import LOCALISED, SMALL, Project
 
 START_TIMEOUT = 60.0
 BUILD_TIMEOUT = 180.0
@@ -48,7 +47,7 @@ class Served:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.client = httpx.Client(base_url=self.url, headers=headers, timeout=120.0)
 
-    def __enter__(self) -> "Served":
+    def __enter__(self) -> Served:
         self.thread.start()
         deadline = time.monotonic() + START_TIMEOUT
         while not self.server.started:

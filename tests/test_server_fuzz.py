@@ -25,13 +25,12 @@ import time
 import pytest
 import requests
 import schemathesis
+from conftest import SMALL, Project
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
+from test_server import BUILD_TIMEOUT, Served
 
 from assetbuild.server.limits import Limits
-
-from conftest import SMALL, Project
-from test_server import BUILD_TIMEOUT, Served
 
 # Generated cases per operation (on top of its examples and coverage cases). Synthesis is the
 # slow one: each valid case is a real eSpeak line through the mastering chain, tens of ms.

@@ -12,15 +12,14 @@ import threading
 import time
 
 import pytest
+from conftest import SMALL, Project
+from test_server import BUILD_TIMEOUT, Served
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from assetbuild.server.events import EventHub
 from assetbuild.server.limits import Limits
 from assetbuild.server.stream import char_times, split_ready
-
-from conftest import SMALL, Project
-from test_server import BUILD_TIMEOUT, Served
 
 WAIT = 60.0  # seconds any one message may take
 

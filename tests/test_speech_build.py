@@ -11,9 +11,9 @@ import pytest
 import soundfile as sf
 import srt
 import webvtt
+from conftest import Project
 
 from assetbuild.speech.alignment import tokens
-from conftest import Project
 
 VOICES = {"en": "en-us", "gb": "en-gb", "fr": "fr", "de": "de", "es": "es", "it": "it", "pt": "pt",
           "nl": "nl", "pl": "pl", "ru": "ru", "sv": "sv"}
@@ -136,7 +136,6 @@ def test_long_line_has_several_cues(corpus):
 
 def test_lipsync_files(corpus):
     import jsonschema
-
     from conftest import REPO
 
     schemas = {name: json.loads((REPO / "docs" / "schemas" / f"lipsync-{name}.schema.json").read_text())

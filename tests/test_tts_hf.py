@@ -10,12 +10,12 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from conftest import Project
 
 from assetbuild.backends.base import BackendUnavailable, Request
 from assetbuild.backends.mms import MmsBackend, locale_model
 from assetbuild.backends.speecht5 import SpeechT5Backend
 from assetbuild.models.store import ModelMissing
-from conftest import Project
 
 CHARS = list("_abcdefghijklmnopqrstuvwxyz' -")
 
@@ -43,8 +43,15 @@ def _vits(folder: Path, seed: int) -> None:
 def _speecht5(root: Path) -> tuple[Path, Path]:
     import sentencepiece as spm
     import torch
-    from transformers import (SpeechT5Config, SpeechT5FeatureExtractor, SpeechT5ForTextToSpeech, SpeechT5HifiGan,
-                              SpeechT5HifiGanConfig, SpeechT5Processor, SpeechT5Tokenizer)
+    from transformers import (
+        SpeechT5Config,
+        SpeechT5FeatureExtractor,
+        SpeechT5ForTextToSpeech,
+        SpeechT5HifiGan,
+        SpeechT5HifiGanConfig,
+        SpeechT5Processor,
+        SpeechT5Tokenizer,
+    )
 
     corpus = root / "corpus.txt"
     corpus.write_text("the quick brown fox jumps over the lazy dog. THE QUICK BROWN FOX! it's 0123456789, ok?\n" * 20)
@@ -380,8 +387,9 @@ def test_served_synthesis_and_build_share_a_neural_backend(tiny, tmp_path):
     from the cache."""
     import threading
 
-    from assetbuild.server.limits import Limits
     from test_server import Served
+
+    from assetbuild.server.limits import Limits
 
     lines = "".join(f'\n[[dialogue]]\nid = "l{i}"\nvoice = "narrator"\ntext = "Line number {i} of the forest."\n'
                     for i in range(6))

@@ -18,8 +18,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO, SMALL, Project
+
 from assetbuild.watch import Targets, _targets, glob_match, input_files
 
 START = 90  # first build: workers start, every asset is generated

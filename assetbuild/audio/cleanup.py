@@ -7,13 +7,21 @@ float64 internally.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 from scipy.signal import butter, sosfilt, sosfilt_zi, sosfiltfilt
 
-__all__ = ["trim_silence", "active_range", "fade", "remove_dc", "highpass", "tpdf_dither", "loop_crossfade",
-           "FADE_CURVES"]
+__all__ = [
+    "FADE_CURVES",
+    "active_range",
+    "fade",
+    "highpass",
+    "loop_crossfade",
+    "remove_dc",
+    "tpdf_dither",
+    "trim_silence",
+]
 
 _TRIM_WINDOW_S = 0.010  # RMS window of the trim activity detector
 _DC_CUTOFF_HZ = 5.0  # corner of the DC blocker

@@ -11,8 +11,15 @@ from . import loudness
 from .limiter import limit_measured, peak_envelope
 from .loudness import SilentAudio
 
-__all__ = ["to_channels", "resample", "normalize", "SilentAudio",
-           "SILENCE_MOMENTARY_LUFS", "SILENCE_PEAK_DBFS", "TARGET_TOLERANCE"]
+__all__ = [
+    "SILENCE_MOMENTARY_LUFS",
+    "SILENCE_PEAK_DBFS",
+    "TARGET_TOLERANCE",
+    "SilentAudio",
+    "normalize",
+    "resample",
+    "to_channels",
+]
 
 #: Audio whose momentary-max loudness is below this is treated as silent (BS.1770 absolute gate).
 SILENCE_MOMENTARY_LUFS = -70.0

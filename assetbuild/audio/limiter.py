@@ -25,7 +25,7 @@ from scipy.ndimage import minimum_filter1d
 
 from .loudness import oversampled_peaks, true_peak
 
-__all__ = ["limit", "limit_measured", "peak_envelope", "gain_curve"]
+__all__ = ["gain_curve", "limit", "limit_measured", "peak_envelope"]
 
 _MAX_BLOCK = 16  # frames per block for the hold and release stages
 

@@ -22,9 +22,21 @@ import pyloudnorm
 import soxr
 from scipy.signal import sosfilt
 
-__all__ = ["SilentAudio", "Measurement", "AUTO_INTEGRATED_MIN_S", "MODES",
-           "integrated", "momentary_max", "true_peak", "sample_peak", "measure", "resolve_mode",
-           "oversampled_peaks"]
+from ..errors import AssetbuildError
+
+__all__ = [
+    "AUTO_INTEGRATED_MIN_S",
+    "MODES",
+    "Measurement",
+    "SilentAudio",
+    "integrated",
+    "measure",
+    "momentary_max",
+    "oversampled_peaks",
+    "resolve_mode",
+    "sample_peak",
+    "true_peak",
+]
 
 #: Clips at least this long are measured with integrated loudness in ``mode="auto"``.
 AUTO_INTEGRATED_MIN_S = 3.0
@@ -39,7 +51,7 @@ _CHUNK = 16384  # frames per soxr call when oversampling
 _CHANNEL_GAINS = (1.0, 1.0, 1.0, 1.41, 1.41)
 
 
-class SilentAudio(ValueError):
+class SilentAudio(AssetbuildError, ValueError):
     """Audio is silent or too quiet to measure or normalize meaningfully."""
 
 

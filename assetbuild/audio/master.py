@@ -37,7 +37,7 @@ class Settings:
     pitch: float = 0.0  # semitones of varispeed (a take made by pitch_variation)
 
     @classmethod
-    def of(cls, sample_rate: int, values: dict[str, Any]) -> "Settings":
+    def of(cls, sample_rate: int, values: dict[str, Any]) -> Settings:
         """Settings for an entry's resolved manifest values (keys named as the fields)."""
         names = {f.name for f in fields(cls)} - {"sample_rate"}
         return cls(sample_rate=sample_rate, **{k: values[k] for k in names if k in values})

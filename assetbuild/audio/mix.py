@@ -16,7 +16,7 @@ import numpy as np
 from ..timeline import Placed
 from .cleanup import FADE_CURVES
 
-__all__ = ["Source", "Ducking", "mix", "duck_curve", "frame_at", "DIALOGUE_BUS", "ANTI_CLICK_S"]
+__all__ = ["ANTI_CLICK_S", "DIALOGUE_BUS", "Ducking", "Source", "duck_curve", "frame_at", "mix"]
 
 #: The bus whose events trigger ducking.
 DIALOGUE_BUS = "dialogue"

@@ -149,7 +149,7 @@ def _has_torchaudio() -> bool:
     try:
         importlib.import_module("torchaudio")
         return True
-    except Exception:  # noqa: BLE001 - a broken CUDA build fails with OSError, not ImportError
+    except Exception:
         for name in [n for n in sys.modules if n == "torchaudio" or n.startswith("torchaudio.")]:
             del sys.modules[name]
         return False

@@ -26,6 +26,8 @@ import threading
 import warnings
 from typing import Any
 
+from ..errors import AssetbuildError
+
 # Python 3.12+ warns on fork() in a multi-threaded process. The child here only calls into
 # eSpeak, writes to a pipe and _exit()s, which is safe.
 warnings.filterwarnings("ignore", message=r".*use of fork\(\) may lead to deadlocks", category=DeprecationWarning,
@@ -88,11 +90,11 @@ _CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctype
 LOCK = threading.RLock()
 
 
-class VoiceError(ValueError):
+class VoiceError(AssetbuildError, ValueError):
     """The requested voice does not exist."""
 
 
-class SynthError(RuntimeError):
+class SynthError(AssetbuildError, RuntimeError):
     """eSpeak failed to speak a line."""
 
 
@@ -236,7 +238,7 @@ class Engine:
                 os.close(r)
                 try:
                     payload: tuple = ("ok", self.synth(text, voice, rate, pitch, range_, seed, flags))
-                except BaseException as exc:  # noqa: BLE001 - everything goes back to the parent
+                except BaseException as exc:
                     payload = ("error", isinstance(exc, VoiceError), f"{type(exc).__name__}: {exc}"
                                if not isinstance(exc, (VoiceError, SynthError)) else str(exc))
                 view = memoryview(pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL))

@@ -22,13 +22,17 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from functools import partial
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from ..fsutil import file_sha256
 from ..fields import Field
+from ..fsutil import file_sha256
 from ..models import store
 from .base import BackendUnavailable, Request, Result
 from .neural import COMMON_SETTINGS, NeuralBackend, row_sampler, versions
+
+if TYPE_CHECKING:
+    from ..speech.alignment import Part
 
 DEFAULT_MODEL = "bark-small"
 SAMPLE_RATE = 24_000
@@ -110,7 +114,7 @@ def load_preset_file(preset: str, base_dir: str = "") -> dict[str, Any]:
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {k: np.asarray(data[k]) for k in data.files}
-    except Exception as exc:  # noqa: BLE001 - zip, pickle and format errors alike
+    except Exception as exc:
         raise ValueError(f"Bark preset {preset} is not a readable .npz file: {exc}") from None
     problems = []
     for key, rank in PRESET_KEYS.items():
@@ -199,7 +203,7 @@ class BarkBackend(NeuralBackend):
                 raise ValueError(f"the bark backend speaks dialogue, not {req.kind}")
             s = {**_DEFAULTS, **(req.settings or {})}
             max_chars = max(1, int(float(s["max_chunk_seconds"]) * CHARS_PER_SECOND))
-            script, warn = plain_script(req, "bark", max_chars, rewrite=lambda t: with_emotion(t, req.emotion))
+            script, warn = plain_script(req, "bark", max_chars, rewrite=partial(with_emotion, emotion=req.emotion))
             if self._all_unknown(loaded, script):
                 warn.append("the model's tokenizer knows none of the words of this line")
             scripts.append(script)
@@ -234,7 +238,7 @@ class BarkBackend(NeuralBackend):
             pieces = scripts[i].pieces
             last = len(pieces) - 1
             # Chunks faded at the joins so they do not click, then joined with the script's pauses.
-            parts = [(fade(np.asarray(outputs[(i, c)][0], dtype=np.float32), rate, FADE if c > 0 else 0.0,
+            parts: list[Part] = [(fade(np.asarray(outputs[(i, c)][0], dtype=np.float32), rate, FADE if c > 0 else 0.0,
                            FADE if c < last else 0.0, curve="linear"), None, []) for c in range(len(pieces))]
             audio = join(scripts[i], parts, rate)[0]
             preset = settings[i].get("preset")

@@ -24,12 +24,18 @@ import os
 import random
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, ClassVar
+from functools import partial
+from typing import TYPE_CHECKING, Any, ClassVar
 
+from ..errors import AssetbuildError
 from ..fields import Field, Stage
 from .base import BackendUnavailable, BaseBackend, Request, Result
 from .neural import missing_packages, versions
+
+if TYPE_CHECKING:
+    from ..speech.alignment import Part
 
 INSTALL_HINT = 'pip install "assetbuild[elevenlabs]"'
 KEY_ENV = "ELEVENLABS_API_KEY"
@@ -92,7 +98,7 @@ _SETTINGS = (
 _BY_NAME = {f.name: f for f in _SETTINGS}
 
 
-class ElevenLabsError(RuntimeError):
+class ElevenLabsError(AssetbuildError, RuntimeError):
     """The service refused or failed a request; the message is one line, without the key."""
 
 
@@ -102,8 +108,7 @@ def _setting(request: Request, name: str) -> Any:
 
 
 def _clamp(name: str, value: float) -> float:
-    f = _BY_NAME[name]
-    return round(min(max(float(value), f.minimum), f.maximum), 3)
+    return round(_BY_NAME[name].clamp(float(value)), 3)
 
 
 def voice_settings(request: Request) -> dict[str, Any]:
@@ -175,8 +180,8 @@ class ElevenLabsBackend(BaseBackend):
 
     def fingerprint(self, request: Request) -> dict[str, Any]:
         model = _setting(request, "sfx_model_id" if request.kind == "sfx" else "model_id")
-        return {"backend": self.name, "version": self.VERSION, "sdk": versions("elevenlabs")["elevenlabs"], "model_id": model,
-                "output_format": output_format(request)}
+        return {"backend": self.name, "version": self.VERSION, "sdk": versions("elevenlabs")["elevenlabs"],
+                "model_id": model, "output_format": output_format(request)}
 
     def licence(self, request: Request) -> dict[str, Any]:
         return {"name": "ElevenLabs Terms of Service", "commercial": True, "url": "https://elevenlabs.io/terms-of-use"}
@@ -207,13 +212,13 @@ class ElevenLabsBackend(BaseBackend):
                 for i, future in futures.items():
                     try:
                         results[i] = future.result()
-                    except Exception as exc:  # noqa: BLE001 - re-raised below, after keeping the rest
+                    except Exception as exc:
                         errors.append(exc)
         if errors:
             if len(requests) > 1:
                 self._kept.update({_memo_key(r): res for r, res in zip(requests, results) if res is not None})
             raise errors[0]
-        return results  # type: ignore[return-value]
+        return [r for r in results if r is not None]  # every one is set: no errors
 
     # -- requests ----------------------------------------------------------------------
     def _connect(self) -> Any:
@@ -259,7 +264,7 @@ class ElevenLabsBackend(BaseBackend):
         lang = language_code(req, model)
         context = req.context
         pieces = script.pieces
-        parts = []
+        parts: list[Part] = []
         for i, piece in enumerate(pieces):
             # Continuity: the rest of the line when it is split, else the neighbouring lines.
             before = " ".join(p.spoken for p in pieces[:i]) or _plain(context.get("previous_text"))
@@ -274,7 +279,7 @@ class ElevenLabsBackend(BaseBackend):
             if lang:
                 kwargs["language_code"] = lang
             resp = self._call("the speech request", req,
-                              lambda kw=kwargs: client.text_to_speech.convert_with_timestamps(voice_id, **kw))
+                              partial(client.text_to_speech.convert_with_timestamps, voice_id, **kwargs))
             audio = _pcm(base64.b64decode(resp.audio_base_64 or ""), req.id)
             al = resp.alignment or resp.normalized_alignment
             words = None

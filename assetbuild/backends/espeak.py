@@ -68,7 +68,7 @@ def _paths() -> tuple[str, str]:
     data = os.path.join(os.path.dirname(lib), "espeak-ng-data")
     try:
         data = espeakng_loader.get_data_path()
-    except Exception:  # noqa: BLE001 - reported by the existence check below
+    except Exception:
         pass
     return lib, data
 
@@ -83,8 +83,7 @@ def _engine_version() -> str:
 
 
 def _clamp(name: str, value: float) -> int:
-    f = _BY_NAME[name]
-    return int(min(max(round(value), f.minimum), f.maximum))
+    return int(_BY_NAME[name].clamp(round(value)))
 
 
 def locale_voice(locale: str | None) -> str:
@@ -150,7 +149,7 @@ class EspeakBackend(BaseBackend):
             lib, data = _paths()
         except ImportError:
             return f"espeakng-loader is not installed ({INSTALL_HINT})"
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             return f"espeakng-loader is broken: {exc} (reinstall: {INSTALL_HINT})"
         if not os.path.isfile(lib):
             return f"eSpeak NG library not found at {lib} (reinstall: {INSTALL_HINT})"

@@ -17,13 +17,16 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..fields import Field
 from ..models import store
 from ..models.catalog import MMS_LANGUAGES
 from .base import BackendUnavailable, Request, Result
 from .neural import COMMON_SETTINGS, NeuralBackend, seed_everything
+
+if TYPE_CHECKING:
+    from ..speech.alignment import Part
 
 DEFAULT_MODEL = "mms-tts-eng"
 
@@ -83,8 +86,7 @@ def delivery(request: Request, config: Any) -> dict[str, float]:
             raise ValueError(f"unknown emotion '{request.emotion}' (expected one of "
                              + ", ".join(EMOTION_DELIVERY) + ")") from None
         for name, factor in zip(values, factors):
-            f = _BY_NAME[name]
-            values[name] = round(min(max(values[name] * factor, f.minimum), f.maximum), 4)
+            values[name] = round(_BY_NAME[name].clamp(values[name] * factor), 4)
     return values
 
 
@@ -153,7 +155,7 @@ class MmsBackend(NeuralBackend):
             notes.append("mms cannot whisper: emotion 'whisper' only slows and flattens the delivery")
         sr = int(loaded.model.config.sampling_rate)
         seed_everything(req.seed)
-        parts = []
+        parts: list[Part] = []
         skipped: set[str] = set()
         for piece in script.pieces:
             audio, words, dropped = self._piece(loaded, piece.spoken, d, req.id)

@@ -15,8 +15,8 @@ import contextlib
 import gc
 import os
 import threading
-from importlib.metadata import PackageNotFoundError, version
 from collections.abc import Iterator
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any, ClassVar
 
 from ..fields import Field, Stage
@@ -91,7 +91,7 @@ def planned_device() -> str:
     from importlib.metadata import distribution
 
     try:
-        text = distribution("torch").locate_file("torch/version.py").read_text()  # type: ignore[union-attr]
+        text = distribution("torch").locate_file("torch/version.py").read_text()
     except (PackageNotFoundError, OSError):
         return "cpu"  # no torch: nothing will run; availability() says so
     accelerated = re.search(r"^(cuda|hip|xpu)\b[^=]*=\s*['\"]", text, re.M)

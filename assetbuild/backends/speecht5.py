@@ -14,13 +14,16 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..fields import Field
 from ..models import store
 from ..models.catalog import find
 from .base import BackendUnavailable, Request, Result
 from .neural import COMMON_SETTINGS, NeuralBackend, seed_everything
+
+if TYPE_CHECKING:
+    from ..speech.alignment import Part
 
 DEFAULT_MODEL = "speecht5-tts"
 DEFAULT_VOCODER = "speecht5-hifigan"
@@ -214,7 +217,7 @@ class SpeechT5Backend(NeuralBackend):
             notes.append(f"speecht5 has no emotion control: emotion '{req.emotion}' was ignored")
         sr = int(vocoder.config.sampling_rate)
         seed_everything(req.seed)
-        parts = []
+        parts: list[Part] = []
         for piece in script.pieces:
             audio, capped = self._piece(loaded, vocoder, speaker, piece.spoken, req)
             if capped and not any("length cap" in w for w in warnings):

@@ -25,7 +25,7 @@ import soundfile as sf
 
 from ..manifest.model import EXTENSIONS, OPUS_RATES
 
-__all__ = ["EXTENSIONS", "FORMATS", "OPUS_RATES", "write_audio", "read_loop", "riff_chunks"]
+__all__ = ["EXTENSIONS", "FORMATS", "OPUS_RATES", "read_loop", "riff_chunks", "write_audio"]
 
 #: format -> (libsndfile major format, {bit_depth: subtype}); lossy formats ignore bit_depth.
 FORMATS: dict[str, tuple[str, dict[int, str] | str]] = {
@@ -186,7 +186,7 @@ def _patch_wav(data: bytes, sr: int, loop: tuple[int, int] | None) -> bytes:
         if cid == "PEAK" and size >= 8:
             out[offset + 4:offset + 8] = b"\0\0\0\0"  # timestamp (version, timestamp, peaks...)
     if loop is not None:
-        last_cid, last_offset, last_size = chunks[-1]
+        _, last_offset, last_size = chunks[-1]
         del out[last_offset + last_size + (last_size & 1):]  # anything after the last whole chunk
         if last_size & 1 and len(out) < last_offset + last_size + 1:
             out += b"\0"

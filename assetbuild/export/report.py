@@ -17,10 +17,11 @@ import json
 import os
 import re
 import threading
+from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from html import escape
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 from urllib.parse import quote
 
 from ..fsutil import write_if_changed
@@ -280,7 +281,8 @@ def _sequence(r: dict[str, Any]) -> str:
              f"<small>ceiling {_num(get('true_peak_ceiling'), '.1f')}</small></dd>"
              + (f"<dt>stems</dt><dd>{stems}</dd>" if stems else ""))
     rows = "".join(f"<tr><td>{_num(c.get('start'), '.3f')}</td><td>{_num(c.get('end'), '.3f')}</td>"
-                   f"<td>{_e(c.get('event', ''))}</td><td>{_e(c.get('bus', ''))}</td><td>{_e(c.get('asset', ''))}</td></tr>"
+                   f"<td>{_e(c.get('event', ''))}</td><td>{_e(c.get('bus', ''))}</td>"
+                   f"<td>{_e(c.get('asset', ''))}</td></tr>"
                    for c in sorted(get("cues") or [], key=lambda c: (c.get("start") or 0, str(c.get("event")))))
     k = _e(get("id", ""))
     return (f'<article class="asset" id="s-{k}" data-k="{k.lower()}"'
@@ -357,6 +359,7 @@ def write(out_dir: Path, doc: dict[str, Any], status: Mapping[str, str], failure
     return path
 
 
+# %-formatting: the CSS is full of braces.
 _CSS = """
 :root{color-scheme:light dark;--bg:#fafafa;--fg:#1d1d1f;--mute:#6b6b70;--card:#fff;--line:#e2e2e6;
 --wave:%(light)s;--loop:#d2691e;--ok:#1f8a4c;--proc:#5a4fcf;--bad:#c62828;--hl:#ffe28a}
@@ -393,7 +396,7 @@ dt{color:var(--mute)}dd{margin:0}dd small{color:var(--mute)}.file{word-break:bre
 .warn{color:var(--bad);font-size:13px}
 .w{border-radius:3px}.w.on{background:var(--hl)}
 [hidden]{display:none!important}
-""" % {"light": WAVE_LIGHT, "dark": WAVE_DARK}
+""" % {"light": WAVE_LIGHT, "dark": WAVE_DARK}  # noqa: UP031
 
 # Word highlighting: one rAF loop for the playing player; other players pause when one starts.
 _JS = """

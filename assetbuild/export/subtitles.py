@@ -39,10 +39,11 @@ from __future__ import annotations
 import math
 import re
 import unicodedata
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterator, Sequence
+from typing import Any
 
-__all__ = ["Cue", "cues", "render_srt", "render_vtt", "MERGE_PAUSE"]
+__all__ = ["MERGE_PAUSE", "Cue", "cues", "render_srt", "render_vtt"]
 
 #: Sentences separated by less than this pause (seconds) may share a cue.
 MERGE_PAUSE = 0.5

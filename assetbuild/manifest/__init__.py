@@ -3,4 +3,4 @@
 from .load import derive_seed, load
 from .model import EMOTIONS, KINDS, Asset, Manifest
 
-__all__ = ["load", "derive_seed", "Asset", "Manifest", "KINDS", "EMOTIONS"]
+__all__ = ["EMOTIONS", "KINDS", "Asset", "Manifest", "derive_seed", "load"]

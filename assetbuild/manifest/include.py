@@ -47,7 +47,7 @@ class Sources:
 def read(path: Path, shown: str, raw: dict[str, Any], data: bytes) -> Sources:
     """Merge the main manifest (already parsed as ``raw`` from ``data``) with what it includes."""
     root = path.parent
-    project = raw.get("project") if isinstance(raw.get("project"), dict) else {}
+    project = raw["project"] if isinstance(raw.get("project"), dict) else {}
     outside_ok = project.get("include_outside_project") is True
     main = {k: v for k, v in raw.items() if k != "include" and k not in ENTRY_TABLES}
     src = Sources(raw=main, entries={k: [] for k in ENTRY_TABLES}, files=[path])

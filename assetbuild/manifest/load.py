@@ -9,14 +9,14 @@ from __future__ import annotations
 import hashlib
 import os
 import tomllib
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from collections.abc import Iterator
 from typing import Any, Protocol
 
 from ..errors import ManifestError, Problem, UsageError, did_you_mean
-from . import include, sequence
 from ..fields import Field
+from . import include, sequence
 from .model import (
     BUILTIN_DEFAULTS,
     DEFAULT_PREFIXES,
@@ -25,8 +25,8 @@ from .model import (
     LEXICON_KEYS,
     LOCALE_PATTERN,
     OPUS_RATES,
-    PROFILE_FIELDS,
     PREFIX_PATTERN,
+    PROFILE_FIELDS,
     PROFILE_NAME,
     PROJECT_FIELDS,
     VOICE_FIELDS,
@@ -36,6 +36,7 @@ from .model import (
     id_problem,
     profile_fields,
 )
+
 
 class Registry(Protocol):
     """The backends the validator checks entries against (``assetbuild.backends`` itself)."""
@@ -488,6 +489,7 @@ class _Validator:
             self.problem(where, "flac supports 16 or 24 bits", "bit_depth")
         if len(self.problems) > before:
             return []
+        assert isinstance(asset_id, str)  # else a problem above
 
         if kind == "dialogue":
             values.setdefault("speaker", voice_name or "narrator")
@@ -495,8 +497,8 @@ class _Validator:
         base_seed = values.get("seed")
         # Each take is cached on its own: the take count is not part of a take's key.
         takes = values.pop("variations", 1)
-        common = dict(kind=kind, entry_id=asset_id, backend=backend, settings=settings,
-                      voice=voice_name if kind == "dialogue" else None)
+        common: dict[str, Any] = dict(kind=kind, entry_id=asset_id, backend=backend, settings=settings,
+                                      voice=voice_name if kind == "dialogue" else None)
         if takes == 1:
             seed = base_seed if base_seed is not None else derive_seed(asset_id)
             return [Asset(id=asset_id, take=None, seed=seed, values=values, where=where, **common)]
@@ -577,24 +579,24 @@ class _Validator:
             if len(texts) < len(self.locales):
                 return []
         if values.get("ssml"):
-            issues = [(loc, check_ssml(line)) for loc, (line, _) in texts.items()]
-            for loc, issue in issues:
+            issues = [(lang, check_ssml(line)) for lang, (line, _) in texts.items()]
+            for lang, issue in issues:
                 if issue:
-                    self.problem(where, issue + (f" (locale '{loc}')" if loc else ""), "text")
+                    self.problem(where, issue + (f" (locale '{lang}')" if lang else ""), "text")
             if any(issue for _, issue in issues):
                 return []
         seed = values.get("seed")
         seed = seed if seed is not None else derive_seed(asset_id)
         out = []
-        for loc, (line, source) in texts.items():
+        for lang, (line, source) in texts.items():
             loc_settings = dict(settings)
-            speak_in = source or loc
+            speak_in = source or lang
             if voice and speak_in:  # the voice's settings for this language, under the entry's own
                 overlay = voice.get("locales", {}).get(speak_in, {})
                 loc_settings.update({k: v for k, v in overlay.items() if k not in given})
             out.append(Asset(
-                id=f"{loc}/{asset_id}" if loc else asset_id, kind="dialogue", entry_id=asset_id, take=None,
+                id=f"{lang}/{asset_id}" if lang else asset_id, kind="dialogue", entry_id=asset_id, take=None,
                 backend=backend, seed=seed, values={**values, "text": line}, settings=loc_settings,
-                voice=voice_name, where=where + (f" ({loc})" if loc else ""), locale=loc,
+                voice=voice_name, where=where + (f" ({lang})" if lang else ""), locale=lang,
                 lexicon=matching_entries(line, self.lexicon), fallback_from=source))
         return out

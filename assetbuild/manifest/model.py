@@ -52,7 +52,8 @@ COMMON_FIELDS = (
     Field("seed", "int", "Random seed. Default: a stable value derived from the id.",
           minimum=0, maximum=2**32 - 1, stage=Stage.GENERATE),
     Field("loudness", "float", "Loudness target in LUFS, measured as `loudness_mode` says (by default "
-          "integrated for clips of 3 s or more, momentary-max for shorter ones).", minimum=-70, maximum=0, stage=Stage.PROCESS),
+          "integrated for clips of 3 s or more, momentary-max for shorter ones).", minimum=-70, maximum=0,
+          stage=Stage.PROCESS),
     Field("true_peak", "float", "True-peak ceiling in dBTP.", default=-1.0, minimum=-20, maximum=0,
           stage=Stage.PROCESS),
     Field("format", "strs", "Output file format, or several (`[\"wav\", \"ogg\"]`: one file each from the "

@@ -13,8 +13,17 @@ import sys
 from pathlib import Path
 
 from ..fields import Field
-from .model import BUILTIN_DEFAULTS, COMMON_FIELDS, DEFAULT_PREFIXES, EXPORT_FIELDS, KIND_FIELDS, KINDS, PROFILE_FIELDS
-from .model import PROJECT_FIELDS, VOICE_FIELDS
+from .model import (
+    BUILTIN_DEFAULTS,
+    COMMON_FIELDS,
+    DEFAULT_PREFIXES,
+    EXPORT_FIELDS,
+    KIND_FIELDS,
+    KINDS,
+    PROFILE_FIELDS,
+    PROJECT_FIELDS,
+    VOICE_FIELDS,
+)
 
 BEGIN, END = "<!-- BEGIN GENERATED: python -m assetbuild.manifest.reference --write -->", "<!-- END GENERATED -->"
 _TYPES = {"strs": "str or strlist", "text": "str or table"}
@@ -36,8 +45,10 @@ def _table(fields: tuple[Field, ...] | list[Field], defaults: dict | None = None
     rows = ["| key | type | allowed | default | on change | description |", "|---|---|---|---|---|---|"]
     for f in fields:
         default = (defaults or {}).get(f.name, f.default)
-        shown = "required" if f.required else ("" if default is None else f"`{str(default).lower() if isinstance(default, bool) else default}`")
-        rows.append(f"| `{f.name}` | {_TYPES.get(f.type, f.type)} | {_range(f)} | {shown} | {STAGE_NOTE[f.stage]} | {f.doc} |")
+        value = str(default).lower() if isinstance(default, bool) else default
+        shown = "required" if f.required else ("" if default is None else f"`{value}`")
+        rows.append(f"| `{f.name}` | {_TYPES.get(f.type, f.type)} | {_range(f)} | {shown} | {STAGE_NOTE[f.stage]} "
+                    f"| {f.doc} |")
     return "\n".join(rows)
 
 

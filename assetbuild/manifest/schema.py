@@ -10,9 +10,20 @@ import json
 from typing import Any
 
 from ..fields import Field
-from .model import DEFAULT_PREFIXES, EXPORT_FIELDS, KINDS, PREFIX_PATTERN, PROFILE_FIELDS, PROFILE_NAME, PROJECT_FIELDS
-from .model import VOICE_FIELDS, entry_fields, profile_fields
-from .model import ID_PATTERN, RESERVED_NAMES
+from .model import (
+    DEFAULT_PREFIXES,
+    EXPORT_FIELDS,
+    ID_PATTERN,
+    KINDS,
+    PREFIX_PATTERN,
+    PROFILE_FIELDS,
+    PROFILE_NAME,
+    PROJECT_FIELDS,
+    RESERVED_NAMES,
+    VOICE_FIELDS,
+    entry_fields,
+    profile_fields,
+)
 
 SCHEMA_ID = "https://assetbuild.dev/schema/assetbuild.schema.json"
 

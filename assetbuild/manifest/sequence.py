@@ -143,7 +143,7 @@ def _tables(v: Any, value: Any, where: str, key: str) -> list[dict[str, Any]]:
 
 
 def _buses(v: Any, table: Any, where: str) -> dict[str, float]:
-    out = {b: 0.0 for b in BUSES}
+    out = dict.fromkeys(BUSES, 0.0)
     if not isinstance(table, dict):
         v.problem(where, "expected a table of dB gains by bus, e.g. { music = -4.0 }", "buses")
         return out
@@ -204,7 +204,7 @@ def events_of(seq: Sequence, kinds: dict[str, str]) -> tuple[list[timeline.Event
 def check(seq: Sequence, kinds: dict[str, str]) -> list[str]:
     """Problems that do not depend on generated lengths: unknown references, cycles."""
     events, scenes = events_of(seq, kinds)
-    long = {name: 1e6 for name in kinds}  # any lengths: references and cycles do not depend on them
+    long = dict.fromkeys(kinds, 1000000.0)  # any lengths: references and cycles do not depend on them
     problems = []
     for evs in [events] + [s.events for s in scenes]:
         try:

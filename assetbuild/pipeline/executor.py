@@ -167,9 +167,10 @@ class LocalExecutor:
     def _new_pool(self) -> ProcessPoolExecutor:
         # forkserver/spawn: never fork this (possibly multi-threaded) process directly.
         method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-        initializer, initargs = (_ignore_sigint, ()) if self._warm is None else (_warm_worker, (self._warm,))
-        return ProcessPoolExecutor(max_workers=self._workers, initializer=initializer, initargs=initargs,
-                                   mp_context=multiprocessing.get_context(method))
+        context = multiprocessing.get_context(method)
+        if self._warm is None:
+            return ProcessPoolExecutor(self._workers, context, initializer=_ignore_sigint)
+        return ProcessPoolExecutor(self._workers, context, initializer=_warm_worker, initargs=(self._warm,))
 
 
 def _terminate(pool: ProcessPoolExecutor) -> None:

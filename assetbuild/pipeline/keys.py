@@ -55,7 +55,7 @@ def digest(obj: Any) -> str:
     return hashlib.sha256(canonical(obj)).hexdigest()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _meta_settings(backend: str) -> frozenset[str]:
     try:
         return frozenset(f.name for f in backends.get(backend).settings if f.stage == Stage.META)

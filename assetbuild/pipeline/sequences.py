@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -49,9 +50,11 @@ def build_all(manifest: Manifest, entries: dict[str, PackEntry], previous: dict[
     sequences as the last build mixed them; ``fail(id, message)`` reports a failed sequence (it
     keeps its previous files and record). Returns (records for assetpack.json, new state)."""
     out_dir = manifest.output_dir
-    source = {a.name: a for a in manifest.assets if a.locale in (None, (manifest.locales or [None])[0])}
+    first = manifest.locales[0] if manifest.locales else None
+    source = {a.name: a for a in manifest.assets if a.locale in (None, first)}
     kinds = {name: a.kind for name, a in source.items()}
-    out_records, state = [], {}
+    out_records: list[dict[str, Any]] = []
+    state: dict[str, Mixed] = {}
     for seq in manifest.sequences:
         names = seq.asset_ids()
         found = {n: entries.get(source[n].id) for n in names}
@@ -123,19 +126,21 @@ def render(manifest: Manifest, seq: Sequence, recs: dict[str, PackEntry],
 
     files = files_of(seq.id, sorted(stems) if v["stems"] else [])
     out = mastered if v["bit_depth"] == 32 else tpdf_dither(mastered, v["bit_depth"])
-    atomic_write(out_dir / files["mix"], lambda p: write_audio(p, out, sr, "wav", v["bit_depth"]))
+    atomic_write(out_dir / files["mix"], partial(write_audio, audio=out, sr=sr, format="wav",
+                                                 bit_depth=v["bit_depth"]))
     for bus, stem in stems.items() if v["stems"] else []:
         # 32-bit float, at the mix's pre-limiter gain: the stems sum to the mix before its limiter.
-        atomic_write(out_dir / files[f"stem:{bus}"], lambda p, s=stem: write_audio(p, (s * gain).astype(np.float32), sr,
-                                                                            "wav", 32))
+        atomic_write(out_dir / files[f"stem:{bus}"], partial(write_audio, audio=(stem * gain).astype(np.float32),
+                                                             sr=sr, format="wav", bit_depth=32))
     cues = []
     for p in placed:
-        rec = recs.get(p.event.asset)
-        if kinds.get(p.event.asset) != "dialogue" or not rec or not rec.processed.words:
+        found = recs.get(p.event.asset)
+        line = found.processed if found is not None and kinds.get(p.event.asset) == "dialogue" else None
+        if line is None or not line.words:
             continue
-        words = [dict(w, start=w["start"] + p.start, end=w["end"] + p.start) for w in rec.processed.words
+        words = [dict(w, start=w["start"] + p.start, end=w["end"] + p.start) for w in line.words
                  if w["start"] < p.end - p.start]
-        cues += subtitles.cues(rec.processed.text or "", words, p.end)
+        cues += subtitles.cues(line.text or "", words, p.end)
     cues.sort(key=lambda c: c.start)
     atomic_write_text(out_dir / files["srt"], subtitles.render_srt(cues))
     atomic_write_text(out_dir / files["vtt"], subtitles.render_vtt(cues))

@@ -141,7 +141,7 @@ def load_generated(cache: Cache, key: str) -> tuple[Any, int, dict[str, Any]]:
 
     entry = cache.get_entry("generate", key)
     blob = cache.verified_blob(entry["audio"]) if entry else None
-    if blob is None:
+    if entry is None or blob is None:
         raise CacheMiss(key)
     return np.load(blob, allow_pickle=False), entry["sample_rate"], entry.get("meta", {})
 

@@ -80,7 +80,8 @@ def resolve(snap: Snapshot, line: Line) -> tuple[Asset, Manifest]:
         if not inline:
             inline["backend"] = _default_backend(raw)
         if line.backend is not None:
-            if line.voice is not None and inline.get("backend", BUILTIN_DEFAULTS["dialogue"]["backend"]) != line.backend:
+            voice_backend = inline.get("backend", BUILTIN_DEFAULTS["dialogue"]["backend"])
+            if line.voice is not None and voice_backend != line.backend:
                 raise RequestProblem(["backend"], f"is '{line.backend}' but voice '{line.voice}' uses "
                                      f"'{inline.get('backend', BUILTIN_DEFAULTS['dialogue']['backend'])}'")
             if line.voice is None:
@@ -129,18 +130,21 @@ def _with_speed(asset: Asset, speed: float) -> Asset:
     return dataclasses.replace(asset, settings={**asset.settings, name: value})
 
 
+def _dialogue_default(raw: dict[str, Any], key: str) -> Any:
+    """``key`` from [defaults.dialogue], else from [defaults]."""
+    defaults = raw["defaults"] if isinstance(raw.get("defaults"), dict) else {}
+    kind = defaults["dialogue"] if isinstance(defaults.get("dialogue"), dict) else {}
+    return kind.get(key, defaults.get(key))
+
+
 def _default_voice(raw: dict[str, Any]) -> str | None:
-    defaults = raw.get("defaults") if isinstance(raw.get("defaults"), dict) else {}
-    kind = defaults.get("dialogue") if isinstance(defaults.get("dialogue"), dict) else {}
-    name = kind.get("voice", defaults.get("voice"))
+    name = _dialogue_default(raw, "voice")
     return name if isinstance(name, str) else None
 
 
 def _default_backend(raw: dict[str, Any]) -> str:
-    defaults = raw.get("defaults") if isinstance(raw.get("defaults"), dict) else {}
-    kind = defaults.get("dialogue") if isinstance(defaults.get("dialogue"), dict) else {}
-    name = kind.get("backend", defaults.get("backend"))
-    return name if isinstance(name, str) else BUILTIN_DEFAULTS["dialogue"]["backend"]
+    name = _dialogue_default(raw, "backend")
+    return name if isinstance(name, str) else str(BUILTIN_DEFAULTS["dialogue"]["backend"])
 
 
 def _unknown_voice(name: str, voices: dict[str, Any]) -> str:

@@ -18,13 +18,23 @@ from .. import __version__
 from ..export.metadata import REPORT, record_key
 from . import adhoc, events, info, live, stream
 from .auth import BearerAuth
+from .autobuild import AutoBuild
+from .batch import Batches
 from .builds import BuildRunner
 from .errors import BackendFailure, BuildBusy, ProcessingFailure, Timeout
 from .limits import Admission, BodyLimit, Limits
-from .batch import Batches
-from .models import (Backend, Model, BatchRequest, BatchResults, BatchStatus, BuildState, Health, Line,
-                     SynthesizeRequest, SynthesizeResult)
-from .autobuild import AutoBuild
+from .models import (
+    Backend,
+    BatchRequest,
+    BatchResults,
+    BatchStatus,
+    BuildState,
+    Health,
+    Line,
+    Model,
+    SynthesizeRequest,
+    SynthesizeResult,
+)
 from .project import ServedProject
 from .synth import Synthesizer
 
@@ -34,7 +44,7 @@ MAX_ALIGNMENT_HEADER = 8000
 SHUTDOWN_WAIT = 60.0  # seconds a running build may take to finish when the server stops
 
 
-def create_app(manifest_path: str | Path, *, token: str | None = None, limits: Limits = Limits(),
+def create_app(manifest_path: str | Path, *, token: str | None = None, limits: Limits | None = None,
                cache_dir: Path | None = None, cors_origins: tuple[str, ...] | list[str] = (),
                watch: bool = False) -> FastAPI:
     """The server for the manifest at ``manifest_path``. Raises UsageError when it does not load.
@@ -43,6 +53,7 @@ def create_app(manifest_path: str | Path, *, token: str | None = None, limits: L
     origins allowed to call from a browser (none by default: CORS off). ``watch``: build at
     start and whenever the manifest or its inputs change (``serve --watch``).
     """
+    limits = limits or Limits()
     project = ServedProject(manifest_path, cache_dir)
     synth = Synthesizer(project, limits)
     hub = events.EventHub()
@@ -215,7 +226,7 @@ def create_app(manifest_path: str | Path, *, token: str | None = None, limits: L
 
         app.add_middleware(CORSMiddleware, allow_origins=list(cors_origins), allow_methods=["GET", "POST"],
                            allow_headers=["Authorization", "Content-Type", "Range"],
-                           expose_headers=[h for h in _HEADER_NAMES.values()])
+                           expose_headers=list(_HEADER_NAMES.values()))
     return app
 
 

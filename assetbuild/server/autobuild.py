@@ -13,7 +13,7 @@ import threading
 import time
 from typing import Any
 
-from ..watch import Targets, reschedule, targets_of
+from ..watch import Targets, event_handler, reschedule, targets_of
 from .builds import BuildBusy, BuildRunner
 from .project import ServedProject
 
@@ -30,11 +30,9 @@ class AutoBuild:
         self.thread = threading.Thread(target=self._loop, name="assetbuild-autobuild", daemon=True)
 
     def start(self) -> None:
-        from watchdog.events import FileSystemEventHandler
         from watchdog.observers import Observer
 
-        self.handler = FileSystemEventHandler()
-        self.handler.on_any_event = self._on_event  # type: ignore[method-assign]
+        self.handler = event_handler(self._on_event)
         self.observer = Observer()
         self.observer.start()
         self._retarget()

@@ -23,7 +23,8 @@ import asyncio
 import contextlib
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 MAX_QUEUE = 256  # events kept per client; more: the oldest are dropped
 

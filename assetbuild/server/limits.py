@@ -10,8 +10,9 @@ from __future__ import annotations
 import json
 import math
 import threading
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 from starlette.exceptions import HTTPException
 
@@ -24,7 +25,8 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 class Limits:
     max_text_chars: int = 5000  # POST /tts/synthesize `text`; longer: 413
     max_body_bytes: int = 256 * 1024  # any request body; larger: 413
-    timeout: float = 120.0  # seconds one synthesis request may take; longer: 504 (the job still finishes into the cache)
+    # Seconds one synthesis request may take; longer: 504 (the job still finishes into the cache).
+    timeout: float = 120.0
     max_batch_items: int = 100  # POST /tts/batch `items`; more: 413
     workers: int = 0  # worker processes for synthesis and builds (0: min(4, cores))
     max_queued: int = 256  # synthesis jobs admitted and not finished (requests + batch items); more: 429

@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..fsutil import stat_signature
-from ..pipeline.state import paths_of
 from ..errors import UsageError
+from ..fsutil import stat_signature
 from ..manifest import include
 from ..manifest.load import load, read_toml
 from ..manifest.model import Manifest
+from ..pipeline.state import paths_of
 
 
 @dataclass

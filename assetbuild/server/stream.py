@@ -218,7 +218,7 @@ async def serve(websocket: Any, synth: Any, admission: Admission, limits: Limits
         first = StreamStart.model_validate(json.loads(raw))
     except _Closed:
         return
-    except asyncio.TimeoutError:
+    except TimeoutError:
         await _refuse(websocket, 408, f"no first message within {idle:g} s")
         return
     except (ValueError, ValidationError) as exc:
@@ -237,7 +237,7 @@ async def serve(websocket: Any, synth: Any, admission: Admission, limits: Limits
                       emotion=first.emotion, locale=first.locale, speed=speed, format="pcm",
                       loudness=first.loudness, seed=first.seed)
     try:  # the options checked as /tts/synthesize checks them, before any text comes
-        asset, manifest = await asyncio.to_thread(adhoc.resolve, synth.project.current(), line)
+        _, manifest = await asyncio.to_thread(adhoc.resolve, synth.project.current(), line)
     except adhoc.RequestProblem as p:
         await _refuse(websocket, p.status, "invalid first message", [dict(d, loc=p.loc) for d in p.detail()])
         return
@@ -266,20 +266,19 @@ class _Session:
         sender = asyncio.create_task(self._send_all())
         buffer = ""
         try:
-            message: BaseModel = first
+            message: StreamStart | StreamText = first
             while True:
-                text = message.text  # type: ignore[attr-defined]
+                text = message.text
                 closing = text == "" and message is not first
                 buffer += text
-                pieces, buffer = split_ready(buffer, final=closing or message.flush,  # type: ignore[attr-defined]
-                                             max_piece=self.max_piece)
+                pieces, buffer = split_ready(buffer, final=closing or message.flush, max_piece=self.max_piece)
                 await self._submit(pieces)
                 if closing:
                     break
                 try:
                     raw = await asyncio.wait_for(_receive(self.ws, self.limits), idle)
                     message = StreamText.model_validate(json.loads(raw))
-                except asyncio.TimeoutError:  # as if the client had closed the input
+                except TimeoutError:  # as if the client had closed the input
                     message = StreamText(text="")
                 except (ValueError, ValidationError) as exc:
                     await self.outbox.put(("error", _error(422, "invalid message", _detail(exc))))

@@ -159,14 +159,15 @@ def manifest_seed(snap: Snapshot, asset: Asset, fingerprint: dict[str, Any]) -> 
     with snap.seeds_lock:
         if snap.seeds is None:
             seeds: dict[str, int] = {}
-            prints: dict[tuple[str, bytes], dict[str, Any]] = {}
+            prints: dict[tuple[str, str | None, bytes], dict[str, Any]] = {}
             for a in snap.manifest.assets:
                 if a.kind != "dialogue":
                     continue
                 memo = (a.backend, a.fallback_from or a.locale, keys.canonical(a.settings))
                 try:
                     if memo not in prints:
-                        prints[memo] = backends.create(a.backend).fingerprint(request_for(a, base_dir=str(snap.manifest.root)))
+                        request = request_for(a, base_dir=str(snap.manifest.root))
+                        prints[memo] = backends.create(a.backend).fingerprint(request)
                 except Exception:
                     continue
                 seeds.setdefault(_unseeded(a, prints[memo]), a.seed)

@@ -176,8 +176,9 @@ def spoken_from_characters(spoken_text: str, characters: Sequence[str], starts: 
             current = {"pos": None, "start": float(starts[i]), "end": float(ends[i])}
             words.append(current)
         current["end"] = max(current["end"], float(ends[i]))
-        if current["pos"] is None and index[i] is not None:
-            current["pos"] = to_display[index[i]]
+        at = index[i]
+        if current["pos"] is None and at is not None:
+            current["pos"] = to_display[at]
     # A word whose characters all failed to match takes the position of the word before it.
     last = 0
     for w in words:
@@ -191,8 +192,8 @@ def estimate(display: str, speech_start: float, speech_end: float, duration: flo
     """Words spread over [speech_start, speech_end] by length, with room for pauses at commas
     and sentence ends: a guess for backends that report no timing (marked as estimated)."""
     chunks = tokens(display)
-    items = []
-    weights = []
+    items: list[dict[str, Any]] = []
+    weights: list[tuple[float, float]] = []
     for cs, ce, ts, te in chunks:
         if ts == te:
             ts, te = cs, ce
@@ -226,7 +227,11 @@ def shift(words: list[dict[str, Any]], phonemes: list[dict[str, Any]], offset: f
     return move(words), move(phonemes)
 
 
-def join(script: Any, parts: Sequence[tuple[Any, list[dict[str, Any]] | None, list[dict[str, Any]]]],
+#: One spoken piece of a line: (audio, its words or None, its phonemes), as :func:`join` takes them.
+Part = tuple[Any, list[dict[str, Any]] | None, list[dict[str, Any]]]
+
+
+def join(script: Any, parts: Sequence[Part],
          sample_rate: int) -> tuple[Any, list[dict[str, Any]] | None, list[dict[str, Any]]]:
     """Join the audio of a :class:`~.script.Script`'s pieces into one line.
 

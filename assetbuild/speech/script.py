@@ -18,6 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ..errors import AssetbuildError
+
 DEFAULT_PAUSE = 0.5  # seconds for a bare [pause]
 SENTENCE_GAP = 0.25  # seconds between pieces of a line split for length
 MAX_PAUSE = 10.0
@@ -43,7 +45,7 @@ class Script:
     ssml: bool = False
 
 
-class ScriptError(ValueError):
+class ScriptError(AssetbuildError, ValueError):
     """The line cannot be spoken as written (malformed SSML, bad pause marker)."""
 
 

@@ -246,6 +246,7 @@ def _stream(c: LayerCtx) -> None:
     m, rng, t, f = c.mods, c.rng, c.t, c.f
     s = _clip(m.intensity, 0.3, 3.0)
     p = m.pitch / _clip(m.size, 0.5, 2.0) ** 0.5
+    bands: tuple[tuple[float, float], ...]
     if c.variant == "river":
         bands, rate, roar = ((300.0, 0.7), (800.0, 0.6), (1800.0, 0.6)), 35.0, 0.8
     elif c.variant == "waterfall":

@@ -141,7 +141,7 @@ def _overlap_add(grid: NoiseGrid, power, channels: int, rng: np.random.Generator
     out = np.zeros((channels, (frames + 1) * hop), dtype=np.float32)
     buf = np.empty((min(block, frames), bins), dtype=np.float64)
     for c in range(channels):
-        carry = np.zeros(hop, dtype=np.float32)
+        carry: np.ndarray = np.zeros(hop, dtype=np.float32)
         for b0 in range(0, frames, block):
             b1 = min(frames, b0 + block)
             p = power(c, b0, b1, buf[: b1 - b0])
@@ -282,7 +282,7 @@ def scatter(n: int, starts: np.ndarray, grains: np.ndarray, gains: np.ndarray | 
     starts = np.asarray(starts, dtype=np.int64)
     if len(starts) == 0:
         return np.zeros(n)
-    k, g = grains.shape
+    _, g = grains.shape
     keep = (starts >= 0) & (starts < n)
     starts, grains = starts[keep], grains[keep]
     vals = grains if gains is None else grains * np.asarray(gains)[keep, None]

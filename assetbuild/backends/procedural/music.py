@@ -11,6 +11,8 @@ sounds like, so the seam is continuous.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from . import dsp
@@ -47,7 +49,7 @@ PROGRESSIONS: dict[str, list[list[Chord]]] = {
 
 # Per mood: mode, tempo range, arpeggio step (16ths per note) and shape, bass pattern, pad
 # attack (s), brightness, reverb (seconds, wet ratio), percussion, pluck decay (s).
-MOOD = {
+MOOD: dict[str, dict[str, Any]] = {
     "neutral": dict(mode="major", tempo=(90, 104), arp=2, shape="updown", bass="half", attack=0.4, bright=0.7,
                     reverb=(2.0, 0.3), drums=None, decay=0.45),
     "calm": dict(mode="major", tempo=(70, 84), arp=2, shape="random", bass="whole", attack=1.0, bright=0.5,
@@ -287,7 +289,7 @@ def render(spec: MusicSpec, mods: Mods, n_out: int, loop: bool, seed: int,
     mood = spec.mood if spec.mood in MOOD else "neutral"
     p = dict(MOOD[mood])
     mode = spec.mode or p["mode"]
-    if spec.mode and spec.mode != p["mode"] or mood == "neutral":
+    if (spec.mode and spec.mode != p["mode"]) or mood == "neutral":
         progs = PROGRESSIONS[mode]
     else:
         progs = PROGRESSIONS[mood]

@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
+from typing import Any
 
 # --------------------------------------------------------------------------- modifiers
 
@@ -35,9 +36,9 @@ class Mods:
     retro: bool = False  # square waves, chiptune
     words: tuple[str, ...] = ()  # modifier words applied, for notes
 
-    def with_word(self, word: str, power: float = 1.0) -> "Mods":
+    def with_word(self, word: str, power: float = 1.0) -> Mods:
         eff = MODIFIERS[word]
-        kw: dict[str, object] = {"words": self.words + (word,)}
+        kw: dict[str, Any] = {"words": self.words + (word,)}
         for key, val in eff.items():
             if key in ("sweep", "retro", "distance"):
                 kw[key] = val  # set, not accumulate: the last word wins
@@ -45,7 +46,7 @@ class Mods:
                 kw[key] = getattr(self, key) * float(val) ** power
         return replace(self, **kw)
 
-    def merged(self, other: "Mods") -> "Mods":
+    def merged(self, other: Mods) -> Mods:
         m = self
         for w in other.words:
             m = m.with_word(w)
@@ -65,7 +66,7 @@ _RETRO = {"retro": True}
 _BRIGHT = {"brightness": 1.7}
 _DARK = {"brightness": 0.55}
 
-MODIFIERS: dict[str, dict[str, object]] = {
+MODIFIERS: dict[str, dict[str, Any]] = {
     "heavy": {"intensity": 1.7, "level": 1.2, "size": 1.2},
     "strong": {"intensity": 1.6, "level": 1.2}, "intense": {"intensity": 1.6, "level": 1.2},
     "light": {"intensity": 0.5, "level": 0.75}, "soft": _SOFTER, "gentle": _SOFTER, "quiet": _SOFTER,
@@ -285,14 +286,14 @@ def _lookup(word: str, table: dict[str, list[_G]]) -> list[_G] | None:
     return None
 
 
-_TABLES = {  # kind -> (strong words, weak words, both)
+_WORDS = {  # kind -> (strong words, weak words)
     # In effects, ambience words only count when no effect word matched: "fire a laser" is a
     # laser, "footsteps in water" footsteps on a wet surface, but "thunder clap" is thunder.
     "sfx": (SFX, {**AMBIENCE, **WEAK, **WEAK_SFX}),
     "music": ({w: AMBIENCE[w] for w in MUSIC_LAYERS if w in AMBIENCE}, {}),
     "ambience": (AMBIENCE, WEAK),
 }
-_TABLES = {k: (s, w, {**s, **w}) for k, (s, w) in _TABLES.items()}
+_TABLES = {k: (s, w, {**s, **w}) for k, (s, w) in _WORDS.items()}  # kind -> (strong, weak, both)
 
 
 @lru_cache(maxsize=1024)
@@ -301,7 +302,7 @@ def parse(prompt: str | None, kind: str) -> Recipe:
     prompt = prompt or ""
     tokens = tokenize(prompt)
     words = [t for t in tokens if t[0].isalnum()]
-    strong, weak, both = _TABLES.get(kind, _TABLES["ambience"])
+    strong, _, both = _TABLES.get(kind, _TABLES["ambience"])
     has_strong = any(_lookup(w, strong) for w in words)
     table = strong if has_strong else both
 

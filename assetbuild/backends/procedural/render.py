@@ -68,6 +68,7 @@ def _ambience(request: Request, recipe: Recipe, n_req: int | None, notes: list[s
 def _music(request: Request, recipe: Recipe, n_req: int | None, notes: list[str]) -> tuple[np.ndarray, list[str]]:
     n = n_req or int(BED_SECONDS * SR)
     spec = recipe.music
+    assert spec is not None  # a music recipe always has one
     audio, mnotes = music.render(spec, recipe.mods, n, request.loop, request.seed, request.settings or {})
     notes.extend(mnotes)
     if spec is not None and spec.mood == "neutral":

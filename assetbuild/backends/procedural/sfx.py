@@ -358,7 +358,7 @@ def _step(fx: Fx, surface: str, seconds: float = 0.3) -> np.ndarray:
         sig += 0.8 * _norm(ring)
     elif surface == "metal":
         f0 = rng.uniform(500.0, 800.0) * m.pitch
-        ring = sum(dsp.sine(f0 * r, n, rng.random()) / (k + 1) for k, r in enumerate((1.0, 2.4, 4.1)))
+        ring = np.asarray(sum(dsp.sine(f0 * r, n, rng.random()) / (k + 1) for k, r in enumerate((1.0, 2.4, 4.1))))
         sig += 0.4 * ring * _decay(n, 0.12, 0.001)
     elif surface == "water":
         splash = _norm(_burst(rng, n, 0.07, 500.0, 5000.0)) * np.minimum(np.arange(n) / (0.01 * SR), 1.0)

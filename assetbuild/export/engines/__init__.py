@@ -16,8 +16,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from ...fsutil import write_if_changed
 from ...errors import Problem, UsageError
+from ...fsutil import write_if_changed
 from ...manifest.model import DEFAULT_PREFIXES, ENGINES
 
 KIND_FOLDERS = {"dialogue": "Dialogue", "ambience": "Ambience", "music": "Music", "sfx": "SFX"}

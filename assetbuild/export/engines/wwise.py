@@ -37,7 +37,8 @@ from __future__ import annotations
 import csv
 import io
 import re
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from ...errors import UsageError
 from . import KIND_FOLDERS, Pack
