@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 import click
 
 from . import __version__
-from .errors import AssetbuildError, Problem, UsageError, did_you_mean, first_line
+from .errors import AssetbuildError, BackendUnavailable, Problem, UsageError, did_you_mean, first_line
 
 if TYPE_CHECKING:
     from .manifest.model import Manifest
@@ -506,6 +506,8 @@ def models_pull(name: str, implementation: str) -> None:
         raise UsageError(f"unknown model '{name}': give a name from `assetbuild models` or a hub repo id.{hint}")
     try:
         paths = pull(name, implementation)
+    except BackendUnavailable as exc:  # e.g. the extra is missing: the whole message, as a usage error
+        raise UsageError(str(exc)) from None
     except AssetbuildError:
         raise
     except Exception as exc:  # network, authentication (gated repos), disk full

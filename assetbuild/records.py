@@ -22,11 +22,18 @@ _SPEECH = ("text", "words", "timing")
 # The order of keys in the small tables of a record, as the process stage makes them. Cache
 # entries are stored with sorted keys; a record read back is put in this order again, so an
 # asset restored from the cache is described byte for byte as one just made.
-# (Word timings come from the generate entry, read back from the cache in every case.)
 _ORDER = {"loop": ("start", "end"), "take_transform": ("pitch", "gain")}
 
 
-def _ordered(table: dict[str, Any], order: tuple[str, ...]) -> dict[str, Any]:
+def word_entry(word: dict[str, Any]) -> dict[str, Any]:
+    """A word timing ({text, start, end, span}) with its keys sorted, as measured timings come
+    back from the cache's generate entry: estimated and measured words read alike."""
+    return dict(sorted(word.items()))
+
+
+def ordered(table: dict[str, Any], order: tuple[str, ...]) -> dict[str, Any]:
+    """``table`` with the keys of ``order`` first, in that order (JSON read back with sorted keys
+    put back in the order it was made in)."""
     return {**{k: table[k] for k in order if k in table}, **{k: v for k, v in table.items() if k not in order}}
 
 
@@ -77,7 +84,9 @@ class Processed:
         values = {k: v for k, v in data.items() if k in known}
         for key, order in _ORDER.items():
             if isinstance(values.get(key), dict):
-                values[key] = _ordered(values[key], order)
+                values[key] = ordered(values[key], order)
+        if isinstance(values.get("words"), list):
+            values["words"] = [word_entry(w) if isinstance(w, dict) else w for w in values["words"]]
         return cls(**values)
 
     @property

@@ -182,13 +182,16 @@ def test_recover_takes_lost_metadata_from_the_cache(tmp_path, executor):
 
 
 def test_assets_restored_from_the_cache_are_described_byte_for_byte(tmp_path, executor):
-    run(tmp_path, executor)
+    # Takes with a pitch/gain transform, and lines whose word timings are estimated.
+    text = MANIFEST + '\n[[dialogue]]\nid = "hello"\nvoice = "narrator"\ntext = "Hello, my friend."\n'
+    run(tmp_path, executor, text)
     out = tmp_path / "build" / "audio"
     before = (out / "assetpack.json").read_bytes()
-    for wav in (out / "sfx").glob("*.wav"):
+    assert b'"timing": "estimated"' in before
+    for wav in [*(out / "sfx").glob("*.wav"), *(out / "dialogue").glob("*.wav")]:
         wav.unlink()
     (out / "assetpack.json").unlink()
-    result = run(tmp_path, executor)
+    result = run(tmp_path, executor, text)
     assert result.processed == 0 and (out / "assetpack.json").read_bytes() == before
 
 
@@ -254,8 +257,8 @@ class _Unreadable:
     def __init__(self, inner):
         self.inner, self.workers = inner, inner.workers
 
-    def generate(self, cache_root, backend, jobs):
-        return self.inner.generate(cache_root, backend, jobs)
+    def generate(self, cache_root, backend, jobs, urgent=False):
+        return self.inner.generate(cache_root, backend, jobs, urgent)
 
     def process(self, cache_root, job):
         future: Future = Future()
@@ -346,7 +349,7 @@ def test_a_server_request_and_a_build_share_one_heavy_model_at_a_time(tmp_path):
     path.write_text(MANIFEST + "".join(f'\n[[sfx]]\nid = "hum_{i}"\nprompt = "hum {i}"\nbackend = "tone"\n'
                                        for i in range(8)))
     synth = Synthesizer(ServedProject(path), Limits(workers=1, timeout=60))
-    Tone.delay = 0.15
+    Tone.delay = 0.3
     try:
         done: dict[str, object] = {}
         builder = threading.Thread(target=lambda: done.setdefault(
@@ -359,6 +362,9 @@ def test_a_server_request_and_a_build_share_one_heavy_model_at_a_time(tmp_path):
         assert not done["build"].failures  # type: ignore[union-attr]
         assert Tone.most_resident == 1, Tone.log
         assert "load chime" in Tone.log and Tone.log.index("load chime") > Tone.log.index("load tone")
+        # The request went before the batches the build had queued: it waited for one batch.
+        batches = [i for i, line in enumerate(Tone.log) if line.startswith("generate tone")]
+        assert len(batches) == 3 and batches[0] < Tone.log.index("generate chime 1") < batches[-1], Tone.log
     finally:
         synth.close()
     assert not Tone.resident
@@ -378,3 +384,42 @@ def test_a_restored_build_is_described_as_the_one_that_made_it(tmp_path):
     summary = p.build()
     assert summary["generated"] == 0 and summary["processed"] == 0
     assert (p.out / "assetpack.json").read_bytes() == before
+
+
+def test_the_registry_gives_plugins_the_protocols_defaults():
+    from assetbuild.backends.base import Backend
+    from assetbuild.errors import BackendUnavailable
+
+    class Minimal:  # what a plugin must have; no base class
+        name = "minimal"
+        kinds = frozenset({"sfx"})
+
+        def fingerprint(self, request):
+            return {"backend": "minimal", "version": 3}
+
+        def generate(self, requests):
+            return []
+
+    class Declared(Backend):  # derives from the protocol itself: its stubs are not implementations
+        name = "declared"
+        kinds = frozenset({"sfx"})
+
+        def fingerprint(self, request):
+            return {"backend": "declared"}
+
+        def generate(self, requests):
+            return []
+
+    for cls in (Minimal, Declared):
+        b = backends.with_defaults(cls)()
+        assert isinstance(b, cls) and b.billed is False and b.uses_context is False
+        assert b.max_batch == 1 and b.parallel is False and b.settings == () and b.availability() is None
+        assert b.licence(Request("x", "sfx", 1)) == {"name": "unknown", "commercial": False}
+        assert b.fingerprint(Request("x", "sfx", 1))["backend"] == cls.name
+
+    class Forgetful(BaseBackend):
+        name = "forgetful"
+        kinds = frozenset({"sfx"})
+
+    with pytest.raises(BackendUnavailable, match="needs a fingerprint"):
+        Forgetful().fingerprint(Request("x", "sfx", 1))

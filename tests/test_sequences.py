@@ -224,3 +224,17 @@ at = 1.5
     assert abs(l2["start"] - 4.5) < 1e-9
     whoosh = next(c for c in seq["cues"] if c["asset"] == "whoosh")
     assert whoosh["bus"] == "sfx" and abs((whoosh["start"] + whoosh["end"]) / 2 - 3.5) < 1e-3  # centred
+
+
+def test_a_sequence_kept_from_the_last_build_reads_as_it_did(tmp_path):
+    """A rebuild that leaves a sequence alone keeps its record (read back from the state file,
+    which sorts keys) byte for byte in assetpack.json."""
+    p = Project(tmp_path, SCENE + '\n[[sfx]]\nid = "blip"\nprompt = "ui blip"\n')
+    p.build()
+    before = (p.out / "assetpack.json").read_text()
+    p.edit('prompt = "ui blip"', 'prompt = "ui blip"\nloudness = -18.0')  # not in the sequence
+    s = p.build()
+    assert (s["processed"], s["mixed"]) == (1, 0)
+    after = (p.out / "assetpack.json").read_text()
+    seq_part = before[before.index('"sequences"'):]
+    assert after[after.index('"sequences"'):] == seq_part

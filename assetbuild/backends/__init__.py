@@ -8,6 +8,7 @@ Only the backend's module is imported to list it; backends import their heavy li
 from __future__ import annotations
 
 import importlib
+import inspect
 from functools import cache, lru_cache
 from typing import Any
 
@@ -49,7 +50,10 @@ _registered: dict[str, type[Backend]] = {}
 
 def register(name: str, cls: type) -> None:
     """Register a backend class under ``name`` in this process (a program that embeds
-    assetbuild; packages use the entry-point group). It wins over one of the same name."""
+    assetbuild; packages use the entry-point group). It wins over one of the same name.
+
+    Worker processes do not see it: register heavy backends (``parallel = False``, run in
+    this process's heavy lane) this way, and publish parallel ones through the entry points."""
     _registered[name] = with_defaults(cls)
     get.cache_clear()
     _instances.pop(name, None)
@@ -66,12 +70,17 @@ def get(name: str) -> type[Backend]:
 
 
 def with_defaults(cls: type) -> type[Backend]:
-    """``cls``, or for a plugin that does not derive from BaseBackend a subclass of it that
-    takes BaseBackend's defaults for what it leaves out (``billed``, ``licence``, ...), so the
-    pipeline can ask every backend every part of the protocol."""
+    """``cls``, or for a plugin that does not derive from BaseBackend a subclass of it with
+    BaseBackend's defaults for what it leaves out (``billed``, ``licence``, ...), so the
+    pipeline can ask every backend every part of the protocol. A method the plugin has only
+    from deriving from the ``Backend`` protocol itself is a stub, and is left out too."""
     if issubclass(cls, BaseBackend):
         return cls
-    return type(cls.__name__, (cls, BaseBackend), {"__module__": cls.__module__, "__doc__": cls.__doc__})
+    stubs = vars(Backend)
+    defaults = {name: value for name, value in vars(BaseBackend).items()
+                if not name.startswith("__")
+                and inspect.getattr_static(cls, name, stubs.get(name)) is stubs.get(name)}
+    return type(cls.__name__, (cls,), {**defaults, "__module__": cls.__module__, "__doc__": cls.__doc__})
 
 
 _instances: dict[str, Backend] = {}

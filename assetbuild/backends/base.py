@@ -123,7 +123,9 @@ class BaseBackend:
         return None
 
     def fingerprint(self, request: Request) -> dict[str, Any]:
-        return {"backend": self.name}
+        # No default: a constant one would keep serving old audio after the backend changes.
+        raise BackendUnavailable(f"backend '{self.name}' does not say what its audio depends on: it needs a "
+                                 "fingerprint(request) method (docs/backends.md, \"Writing a backend\")")
 
     def licence(self, request: Request) -> dict[str, Any]:
         # Unknown terms: `build --commercial` does not accept them.

@@ -11,12 +11,14 @@ A cluster executor (Ray) is another implementation of the same interface.
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing
 import os
+import queue
 import signal
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Protocol, TypeVar
 
@@ -41,8 +43,10 @@ class Executor(Protocol):
         """How many jobs run at once (the realise path sizes parallel batches by it)."""
         ...
 
-    def generate(self, cache_root: str, backend: str, jobs: list[GenerateJob]) -> Future[list[Failure | None]]:
-        """Generate ``jobs`` with ``backend``, in its lane: the pool, or the heavy lane."""
+    def generate(self, cache_root: str, backend: str, jobs: list[GenerateJob],
+                 urgent: bool = False) -> Future[list[Failure | None]]:
+        """Generate ``jobs`` with ``backend``, in its lane: the pool, or the heavy lane.
+        ``urgent`` (a server request): before the jobs already queued, where the lane allows."""
         ...
 
     def process(self, cache_root: str, job: ProcessJob) -> Future[Processed]:
@@ -60,20 +64,50 @@ class Executor(Protocol):
 
 class HeavyLane:
     """One thread for heavy models, with the resident model as state behind a lock: however
-    many callers submit (a build and server requests at once), one model is loaded at a time."""
+    many callers submit (a build and server requests at once), one model is loaded at a time.
+
+    Jobs run one batch at a time, urgent ones first: a server request waits for the batch under
+    way, not for every batch a build has queued. Among jobs of equal urgency, first come first
+    served.
+    """
 
     def __init__(self) -> None:
-        self._thread = ThreadPoolExecutor(1, thread_name_prefix="assetbuild-heavy")
-        self._lock = threading.Lock()
+        self._queue: queue.PriorityQueue[tuple[int, int, Future[Any] | None, tuple[Any, ...]]] = queue.PriorityQueue()
+        self._order = itertools.count()
+        self._lock = threading.Lock()  # the resident model
         self._resident: str | None = None
+        self._state = threading.Lock()  # the thread and whether the lane is shut down
+        self._thread: threading.Thread | None = None
+        self._closed = False
 
     @property
     def resident(self) -> str | None:
         with self._lock:
             return self._resident
 
-    def submit(self, cache_root: str, name: str, jobs: list[GenerateJob]) -> Future[list[Failure | None]]:
-        return self._thread.submit(self._run, cache_root, name, jobs)
+    def submit(self, cache_root: str, name: str, jobs: list[GenerateJob],
+               urgent: bool = False) -> Future[list[Failure | None]]:
+        future: Future[list[Failure | None]] = Future()
+        with self._state:
+            if self._closed:
+                raise RuntimeError("the heavy lane is shut down")
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name="assetbuild-heavy", daemon=True)
+                self._thread.start()
+            self._queue.put((0 if urgent else 1, next(self._order), future, (cache_root, name, jobs)))
+        return future
+
+    def _loop(self) -> None:
+        while True:
+            _, _, future, args = self._queue.get()
+            if future is None:  # shut down
+                return
+            if not future.set_running_or_notify_cancel():  # cancelled while queued
+                continue
+            try:
+                future.set_result(self._run(*args))
+            except BaseException as exc:  # the caller sees it; the lane goes on
+                future.set_exception(exc)
 
     def _run(self, cache_root: str, name: str, jobs: list[GenerateJob]) -> list[Failure | None]:
         with self._lock:
@@ -98,7 +132,19 @@ class HeavyLane:
             backends.create(name).unload()
 
     def shutdown(self) -> None:
-        self._thread.shutdown(wait=True, cancel_futures=True)
+        """Cancel the queued jobs, wait for the one under way, unload the model."""
+        with self._state:
+            self._closed, thread = True, self._thread
+        while True:
+            try:
+                _, _, future, _ = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if future is not None:
+                future.cancel()
+        if thread is not None:
+            self._queue.put((-1, next(self._order), None, ()))
+            thread.join()
         self.release()
 
 
@@ -116,16 +162,18 @@ class LocalExecutor:
         self._warm = list(warm) if warm is not None else None
         self._pool: ProcessPoolExecutor | None = None
         self._pool_lock = threading.Lock()
+        self._closed = False
         self.heavy = HeavyLane()
 
     @property
     def workers(self) -> int:
         return self._workers
 
-    def generate(self, cache_root: str, backend: str, jobs: list[GenerateJob]) -> Future[list[Failure | None]]:
+    def generate(self, cache_root: str, backend: str, jobs: list[GenerateJob],
+                 urgent: bool = False) -> Future[list[Failure | None]]:
         if backends.get(backend).parallel:
             return self._submit(worker.generate_batch, cache_root, backend, jobs)
-        return self.heavy.submit(cache_root, backend, jobs)
+        return self.heavy.submit(cache_root, backend, jobs, urgent)
 
     def process(self, cache_root: str, job: ProcessJob) -> Future[Processed]:
         return self._submit(worker.process, cache_root, job)
@@ -140,7 +188,7 @@ class LocalExecutor:
 
     def shutdown(self, kill: bool = False) -> None:
         with self._pool_lock:
-            pool, self._pool = self._pool, None
+            pool, self._pool, self._closed = self._pool, None, True
         if pool is not None:
             if kill:  # Ctrl-C: finished jobs are cached; running ones leave only temp files
                 _terminate(pool)
@@ -150,6 +198,8 @@ class LocalExecutor:
     def _submit(self, fn: Callable[..., T], *args: Any) -> Future[T]:
         for attempt in (1, 2):
             with self._pool_lock:
+                if self._closed:  # a caller that outlived its owner must not start workers nobody stops
+                    raise RuntimeError("the executor is shut down")
                 if self._pool is None:
                     self._pool = self._new_pool()
                 pool = self._pool

@@ -51,12 +51,14 @@ class Step(StrEnum):
 class Failure:
     """One thing a build could not do. ``id`` is the asset's (or the sequence's, or
     "<engine> export"); ``field`` names the request field at fault when the backend said so
-    (see errors.InvalidRequest)."""
+    (see errors.InvalidRequest); ``crash``: the job's process died, which is neither the
+    asset's nor the backend's fault."""
 
     id: str
     stage: Step
     error: str
     field: str | None = None
+    crash: bool = False
 
     def to_json(self) -> dict[str, str]:
         """As ``build --json`` lists it (docs/ci.md): ``stage`` only for what is not an asset."""

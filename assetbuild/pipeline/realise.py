@@ -14,11 +14,14 @@ and in full batches of similar length for heavy ones (a batch generates to its l
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import queue
 import time
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Generator, Iterator
 from concurrent.futures import Future
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
@@ -34,19 +37,20 @@ from .worker import GenerateJob, process_job_for
 
 
 def realise(items: list[Item], cache: Cache, executor: Executor, sample_rate: int,
-            deadline: float | None = None) -> Iterator[Outcome]:
+            deadline: float | None = None, urgent: bool = False) -> Generator[Outcome, None, None]:
     """Realise ``items`` (none of them fresh), yielding one outcome per item as each finishes.
 
     ``deadline`` (a ``time.monotonic()`` value): past it, raise TimeoutError and leave the jobs
-    under way to finish into the cache. Closing the iterator early (or Ctrl-C) cancels the jobs
-    not yet started.
+    under way to finish into the cache. ``urgent``: someone is waiting (a server request), so
+    its heavy batches go before those a build queued. Closing the iterator early (or Ctrl-C)
+    cancels the jobs not yet started.
     """
-    return _Realiser(cache, executor, sample_rate).run(items, deadline)
+    return _Realiser(cache, executor, sample_rate, urgent).run(items, deadline)
 
 
 class _Realiser:
-    def __init__(self, cache: Cache, executor: Executor, sample_rate: int):
-        self.cache, self.executor, self.sample_rate = cache, executor, sample_rate
+    def __init__(self, cache: Cache, executor: Executor, sample_rate: int, urgent: bool):
+        self.cache, self.executor, self.sample_rate, self.urgent = cache, executor, sample_rate, urgent
         self.root = str(cache.root)
         self.pending: dict[Future[Any], tuple[Step, list[Item]]] = {}
         # Finished futures arrive here (O(1) per job, however many are pending).
@@ -55,9 +59,9 @@ class _Realiser:
         self.generated: set[str] = set()
         self.regenerated: set[str] = set()
         self.waiting: dict[str, list[Item]] = {}  # generate key -> items waiting for it (leader first)
-        self.ready: list[Outcome] = []
+        self.ready: deque[Outcome] = deque()
 
-    def run(self, items: list[Item], deadline: float | None) -> Iterator[Outcome]:
+    def run(self, items: list[Item], deadline: float | None) -> Generator[Outcome, None, None]:
         timed_out = False
         try:
             self.stage = {i.id: i.action for i in items}
@@ -88,7 +92,7 @@ class _Realiser:
 
     def flush(self) -> Iterator[Outcome]:
         while self.ready:
-            yield self.ready.pop(0)
+            yield self.ready.popleft()
 
     # -- stages ----------------------------------------------------------------------------
     def submit_generate(self, items: list[Item]) -> None:
@@ -117,7 +121,7 @@ class _Realiser:
             for start in range(0, len(group), size):
                 batch = group[start:start + size]
                 jobs = [GenerateJob(i.generate_key, i.request) for i in batch]
-                self.track(self.executor.generate(self.root, name, jobs), Step.GENERATE, batch)
+                self.track(self.executor.generate(self.root, name, jobs, urgent=self.urgent), Step.GENERATE, batch)
 
     def submit_process(self, item: Item) -> None:
         job = process_job_for(item.asset, item.generate_key, item.process_key, self.sample_rate)
@@ -133,11 +137,12 @@ class _Realiser:
             try:
                 failures = future.result()
             except Exception as exc:  # the worker died (e.g. killed): fail the batch, keep going
-                failures = [Failure(i.id, Step.GENERATE, f"worker failed: {first_line(exc)}") for i in items]
+                failures = [Failure(i.id, Step.GENERATE, f"worker failed: {first_line(exc)}", crash=True)
+                            for i in items]
             for leader, failure in zip(items, failures, strict=True):
                 for item in self.waiting.pop(leader.generate_key, [leader]):
                     if failure is not None:
-                        self.fail(item, Failure(item.id, failure.stage, failure.error, failure.field))
+                        self.fail(item, dataclasses.replace(failure, id=item.id))
                         continue
                     if item is leader:
                         self.generated.add(item.id)
@@ -150,6 +155,9 @@ class _Realiser:
             processed = future.result()
         except CacheMiss:
             self.regenerate(item)
+            return
+        except BrokenProcessPool as exc:  # the worker died, not the asset's fault
+            self.fail(item, Failure(item.id, Step.PROCESS, f"worker failed: {first_line(exc)}", crash=True))
             return
         except Exception as exc:
             self.fail(item, Failure(item.id, Step.PROCESS, first_line(exc)))

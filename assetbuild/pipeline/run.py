@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -166,22 +167,10 @@ def _realise(plan: Plan, cache: Cache, options: Options, p: publish.Publication,
     executor = options.executor or LocalExecutor(min(options.jobs or _cores(), len(work)))
     items = {i.id: i for i in work}
     try:
-        for outcome in realise(work, cache, executor, plan.manifest.sample_rate):
-            item = items[outcome.id]
-            if outcome.generated:
-                result.generated_ids.add(outcome.id)
-            if outcome.processed is not None and outcome.status != Status.PLACED:
-                result.processed += 1
-                result.processed_ids.add(outcome.id)
-            failure = outcome.failure or _place(outcome, item, plan.manifest.output_dir, options.copy)
-            if failure is not None:
-                p.failures.append(failure)
-                on_event("failed", {"id": failure.id, "error": failure.error})
-                continue
-            assert outcome.processed is not None
-            p.built[outcome.id] = outcome.processed
-            p.statuses[outcome.id] = outcome.status
-            on_event("asset", outcome.event(item.asset.kind, item.file))
+        # closing(): the jobs not yet started are cancelled however the loop ends.
+        with closing(realise(work, cache, executor, plan.manifest.sample_rate)) as outcomes:
+            for outcome in outcomes:
+                _take(outcome, items[outcome.id], options, p, result, on_event)
     except BaseException:
         # Ctrl-C or a crash: stop now. Finished jobs are already in the cache; running ones
         # leave only temp files, which the next build removes.
@@ -190,6 +179,25 @@ def _realise(plan: Plan, cache: Cache, options: Options, p: publish.Publication,
         raise
     if owned:
         executor.shutdown()
+
+
+def _take(outcome: Outcome, item: Item, options: Options, p: publish.Publication, result: BuildResult,
+          on_event: Event) -> None:
+    """Count an outcome, place its files, report it."""
+    if outcome.generated:
+        result.generated_ids.add(outcome.id)
+    if outcome.processed is not None and outcome.status != Status.PLACED:
+        result.processed += 1
+        result.processed_ids.add(outcome.id)
+    failure = outcome.failure or _place(outcome, item, p.manifest.output_dir, options.copy)
+    if failure is not None:
+        p.failures.append(failure)
+        on_event("failed", {"id": failure.id, "error": failure.error})
+        return
+    assert outcome.processed is not None
+    p.built[outcome.id] = outcome.processed
+    p.statuses[outcome.id] = outcome.status
+    on_event("asset", outcome.event(item.asset.kind, item.file))
 
 
 def _place(outcome: Outcome, item: Item, output_dir: Path, copy: bool) -> Failure | None:

@@ -20,16 +20,32 @@ from ..errors import AssetbuildError, first_line
 from ..fsutil import atomic_write, atomic_write_text, signatures, unchanged
 from ..manifest.model import Manifest
 from ..manifest.sequence import Sequence, events_of
-from ..records import PackEntry
+from ..records import PackEntry, ordered
 from .state import Mixed
 from .worker import round2
 
 SEQUENCE_VERSION = 1
 FOLDER = "sequences"
+# The keys of a sequence's assetpack record in the order render() makes them: a record kept from
+# the last build comes back from the state file with sorted keys, and must read as it did.
+_RECORD = ("id", "file", "stems", "subtitles", "duration", "frames", "sample_rate", "channels", "loudness",
+           "loudness_target", "gain_db", "true_peak", "true_peak_ceiling", "target_met", "cues", "scenes")
+_CUE = ("event", "asset", "bus", "start", "end")
+_SCENE = ("name", "start", "end")
 
 
 class SequenceFailed(AssetbuildError):
     """A sequence could not be mixed (it keeps its previous files and record)."""
+
+
+def kept(record: dict[str, Any]) -> dict[str, Any]:
+    """A sequence record from the last build, in the order a fresh one has its keys."""
+    out = ordered(record, _RECORD)
+    if isinstance(out.get("cues"), list):
+        out["cues"] = [ordered(c, _CUE) if isinstance(c, dict) else c for c in out["cues"]]
+    if isinstance(out.get("scenes"), list):
+        out["scenes"] = [ordered(s, _SCENE) if isinstance(s, dict) else s for s in out["scenes"]]
+    return out
 
 
 def files_of(seq_id: str, buses: list[str]) -> dict[str, str]:
@@ -63,13 +79,13 @@ def build_all(manifest: Manifest, entries: dict[str, PackEntry], previous: dict[
         if missing:
             fail(seq.id, f"places {', '.join(missing)}, which did not build")
             if old:
-                out_records.append(old.record)
+                out_records.append(kept(old.record))
                 state[seq.id] = old
             continue
         recs = {n: e for n, e in found.items() if e is not None}
         key = sequence_key(manifest, seq, {n: recs[n].sha256 for n in names})
         if old and old.key == key and unchanged(out_dir, old.files):
-            out_records.append(old.record)
+            out_records.append(kept(old.record))
             state[seq.id] = old
             continue
         try:
@@ -77,7 +93,7 @@ def build_all(manifest: Manifest, entries: dict[str, PackEntry], previous: dict[
         except (SequenceFailed, timeline.TimelineError, OSError, ValueError) as exc:
             fail(seq.id, first_line(exc))
             if old:
-                out_records.append(old.record)
+                out_records.append(kept(old.record))
                 state[seq.id] = old
             continue
         written = [record["file"], *record["stems"].values(), *record["subtitles"].values()]

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import backends
 from ..errors import CacheMiss, InvalidRequest, first_line
-from ..records import Processed
+from ..records import Processed, word_entry
 from .cache import Cache
 from .outcome import Failure, Step
 
@@ -217,7 +217,7 @@ def _speech_files(job: ProcessJob, meta: dict[str, Any], offset: float, audio: A
     if phonemes:
         files["rhubarb"] = json.dumps(lipsync.rhubarb(phonemes, duration), indent=1) + "\n"
         files["visemes"] = json.dumps(lipsync.visemes(phonemes, duration), indent=1) + "\n"
-    return files, {"text": display, "words": words, "timing": timing}
+    return files, {"text": display, "words": [word_entry(w) for w in words], "timing": timing}
 
 
 def round2(x: float | None) -> float | None:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import backends
+from ..errors import first_line
 from ..manifest.model import Asset
 from ..pipeline import keys
 from ..pipeline.cache import Cache
@@ -131,15 +132,19 @@ class Synthesizer:
         cache = Cache(snap.cache_root)
         item = item_for(asset, request, fingerprint, manifest.sample_rate, cache)
         deadline = time.monotonic() + self.limits.timeout
-        try:
-            outcome = next(realise([item], cache, self.executor, manifest.sample_rate, deadline))
+        try:  # urgent: someone waits, so this goes before the heavy batches a build queued
+            outcome = next(realise([item], cache, self.executor, manifest.sample_rate, deadline, urgent=True))
         except TimeoutError:
             raise Timeout(f"synthesis took longer than {self.limits.timeout:g} s; it goes on in the background "
                           "and the same request will be served from the cache once it is done") from None
+        except Exception as exc:  # the executor refused the job (shutting down), a damaged cache entry
+            raise ProcessingFailure(first_line(exc)) from None
         failure = outcome.failure
         if failure is not None:
             if failure.field:  # e.g. a locale the backend cannot speak: the request's fault
                 raise adhoc.RequestProblem(failure.field.split("."), f"backend '{asset.backend}': {failure.error}")
+            if failure.crash:
+                raise ProcessingFailure("a worker process died: " + failure.error.removeprefix("worker failed: "))
             if failure.stage == Step.GENERATE:
                 raise BackendFailure(asset.backend, failure.error)
             raise ProcessingFailure(failure.error)
