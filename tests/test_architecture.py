@@ -122,3 +122,17 @@ def test_importing_a_lower_layer_loads_nothing_above_it(module, banned):
     assert proc.returncode == 0, proc.stderr
     loaded = proc.stdout.split()
     assert module in loaded and not [m for m in loaded if m.startswith(banned)], loaded
+
+
+def test_the_linter_and_the_type_checker_see_every_package_folder():
+    """A folder a tool skips by default (ruff skips `build` and `dist`, as black does) would go
+    unchecked without anyone noticing: both checks must list every module of the package."""
+    root = ROOT.parent
+    ours = {str(p.relative_to(root)) for p in ROOT.rglob("*.py")}
+    linted = subprocess.run(["ruff", "check", "--show-files", "."], cwd=root, capture_output=True, text=True,
+                            timeout=120).stdout.split()
+    assert ours <= {str(Path(f).relative_to(root)) for f in linted if f.endswith(".py")}
+    import tomllib
+
+    config = tomllib.loads((root / "pyproject.toml").read_text())
+    assert config["tool"]["mypy"]["files"] == ["assetbuild"] and "exclude" not in config["tool"]["mypy"]
