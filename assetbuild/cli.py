@@ -22,6 +22,7 @@ from .errors import AssetbuildError, BackendUnavailable, Problem, UsageError, di
 
 if TYPE_CHECKING:
     from .manifest.model import Manifest
+    from .pipeline.remote import RemoteSpec
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -82,6 +83,25 @@ def _set_env(name: str) -> Callable[[click.Context, click.Parameter, Any], None]
     return callback
 
 
+def remote_opts(f: F) -> F:
+    """The remote cache options (docs/scale.md)."""
+    f = click.option("--require-remote", is_flag=True,
+                     help="Fail (exit 2) when the remote cache cannot be reached, instead of building locally.")(f)
+    f = click.option("--remote-write", is_flag=True,
+                     help="Upload what this machine builds to the remote cache (CI; default: read only).")(f)
+    f = click.option("--no-remote", is_flag=True, help="Ignore the remote cache.")(f)
+    return click.option("--remote-cache", "remote_url", metavar="URL", envvar="ASSETBUILD_REMOTE_CACHE",
+                        help="A remote cache the team shares (s3://bucket/prefix, file:///shared/dir, ...; "
+                             "env ASSETBUILD_REMOTE_CACHE; default: [cache] remote).")(f)
+
+
+def _remote(m: Manifest, remote_url: str | None, no_remote: bool, remote_write: bool,
+            require_remote: bool) -> RemoteSpec | None:
+    from .pipeline.remote import resolve
+
+    return resolve(m, remote_url, no_remote, remote_write, require_remote)
+
+
 def model_opts(f: F) -> F:
     """--device and --allow-download, for the commands that run neural backends."""
     f = click.option("--allow-download", is_flag=True, expose_value=False,
@@ -117,19 +137,22 @@ def _load(manifest: str, quiet: bool = False, profile: str | None = None) -> Man
 @click.option("--max-characters", type=click.IntRange(min=0), metavar="N",
               help="Fail (exit 2) if the build would send more than N characters to a paid service.")
 @model_opts
+@remote_opts
 @profile_opt
 @cache_opt
 def build(manifest: str, locked: bool, as_json: bool, quiet: bool, jobs: int | None, copy: bool, commercial: bool,
-          max_characters: int | None, profile: str | None, cache_dir: str | None) -> None:
+          max_characters: int | None, remote_url: str | None, no_remote: bool, remote_write: bool,
+          require_remote: bool, profile: str | None, cache_dir: str | None) -> None:
     """Generate, master and export every asset in MANIFEST that changed."""
     from .pipeline.run import Options
     from .pipeline.run import build as run_build
     from .progress import Reporter
 
     m = _load(manifest, quiet=quiet, profile=profile)
-    reporter = Reporter(quiet=quiet or as_json, stream=sys.stderr)
+    reporter = Reporter(quiet=quiet or as_json, stream=sys.stderr, warnings=not quiet)
     options = Options(cache_dir=Path(cache_dir) if cache_dir else None, jobs=jobs or 0, copy=copy, locked=locked,
-                      commercial=commercial, max_characters=max_characters)
+                      commercial=commercial, max_characters=max_characters,
+                      remote=_remote(m, remote_url, no_remote, remote_write, require_remote))
     try:
         with reporter:
             result = run_build(m, options, reporter.event)
@@ -158,28 +181,46 @@ def build(manifest: str, locked: bool, as_json: bool, quiet: bool, jobs: int | N
 @manifest_arg
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
 @model_opts
+@remote_opts
 @profile_opt
 @cache_opt
-def plan(manifest: str, as_json: bool, profile: str | None, cache_dir: str | None) -> None:
-    """Show what a build would generate or re-process, and why."""
+def plan(manifest: str, as_json: bool, remote_url: str | None, no_remote: bool, remote_write: bool,
+         require_remote: bool, profile: str | None, cache_dir: str | None) -> None:
+    """Show what a build would generate, fetch or re-process, and why."""
+    from .pipeline.outcome import Action
+    from .pipeline.remote import Remote
     from .pipeline.run import plan_build
 
     m = _load(manifest, profile=profile)
-    p = plan_build(m, Path(cache_dir) if cache_dir else None)
-    totals = p.totals()
+    spec = _remote(m, remote_url, no_remote, remote_write, require_remote)
+    remote = Remote(spec, warn=lambda message: click.echo(f"warning: {message}", err=True)) if spec else None
+    try:
+        p = plan_build(m, Path(cache_dir) if cache_dir else None, remote)
+        totals = p.totals()
+        fetching = [i.process_key for i in p.with_action(Action.FETCH)]
+        totals["fetch_bytes"] = remote.sizes(fetching) if remote is not None and fetching else 0
+    finally:
+        if remote is not None:
+            remote.close()
     if as_json:
         items = [{"id": i.id, "kind": i.asset.kind, "action": i.action.value, "reasons": i.reasons}
-                 for i in p.items if i.action != "fresh"]
+                 for i in p.items if i.action != Action.FRESH]
         click.echo(json.dumps({"totals": totals, "items": items, "remove": sorted(p.removed)}))
         return
     for i in p.items:
-        if i.action != "fresh":
+        if i.action != Action.FRESH:
             click.echo(f"{i.action:<9} {i.asset.kind}/{i.asset.id}: {', '.join(i.reasons)}")
     for aid in sorted(p.removed):
         click.echo(f"{'remove':<9} {p.removed[aid].get('file', aid)}: no longer in the manifest")
     click.echo(f"{totals['entries']} assets: {totals['generate']} to generate, {totals['process']} to re-process, "
                f"{totals['place']} to restore from cache, {totals['fresh']} up to date, {totals['remove']} to remove; "
                f"{totals['characters']} characters of speech, about {totals['seconds']:g} s of audio to generate")
+    if totals["fetch"] or totals["fetch_generated"]:
+        click.echo(f"from the remote cache: {totals['fetch']} to fetch ({totals['fetch_bytes'] / 1e6:.1f} MB)"
+                   + (f", {totals['fetch_generated']} to process from fetched audio" if totals["fetch_generated"]
+                      else "")
+                   + f"; saves {totals['avoided_characters']} characters and about {totals['avoided_seconds']:g} s "
+                     "of generation")
     if totals["billed_characters"]:
         click.echo(f"{totals['billed_characters']} characters will be billed by a paid service")
 
@@ -383,22 +424,124 @@ def cache() -> None:
     """Manage the content-addressed cache."""
 
 
+def _locked_keys(m: Manifest, locks: tuple[str, ...] = ()) -> dict[str, set[str]]:
+    """The stage keys the lockfiles reference: those named, else the main build's and every
+    profile's. A named lockfile that cannot be read is an error, never "nothing to keep"."""
+    from .pipeline.lock import LOCK_VERSION, read_lock
+    from .pipeline.state import lock_path
+
+    paths = [Path(p) for p in locks] or [lock_path(m.root, p) for p in [None, *m.profiles]]
+    entries: list[dict[str, Any]] = []
+    for path in paths:
+        found = read_lock(path)
+        if locks and not found and not path.is_file():
+            raise UsageError([Problem(str(path), "", "no such lockfile")])
+        if locks and not found:
+            raise UsageError([Problem(str(path), "", f"is not an assetbuild lockfile (version {LOCK_VERSION})")])
+        entries += found.values()
+    return {"generate": {a["generate"] for a in entries if a.get("generate")},
+            "process": {a["process"] for a in entries if a.get("process")}}
+
+
 @cache.command("gc")
 @manifest_arg
+@click.option("--remote", "on_remote", is_flag=True, help="Collect the remote cache instead of the local one.")
+@click.option("--older-than", metavar="AGE", default="30d", show_default=True,
+              help="With --remote: only what is older than this (e.g. 30d, 12h), so builds under way keep "
+                   "what they just uploaded.")
+@click.option("--lock", "locks", multiple=True, type=click.Path(dir_okay=False), metavar="FILE",
+              help="With --remote: keep what these lockfiles reference (repeat; default: this project's).")
+@click.option("--yes", is_flag=True, help="With --remote: delete (default: say what would go).")
+@click.option("--remote-cache", "remote_url", metavar="URL", envvar="ASSETBUILD_REMOTE_CACHE",
+              help="The remote cache (default: [cache] remote).")
 @cache_opt
-def cache_gc(manifest: str, cache_dir: str | None) -> None:
-    """Delete cache entries the lockfile does not reference."""
+def cache_gc(manifest: str, on_remote: bool, older_than: str, locks: tuple[str, ...], yes: bool,
+             remote_url: str | None, cache_dir: str | None) -> None:
+    """Delete cache entries the lockfile does not reference (with --remote, the team's cache)."""
     from .pipeline.cache import Cache
-    from .pipeline.lock import read_lock
-    from .pipeline.state import lock_path, paths_of
+    from .pipeline.state import paths_of
 
     m = _load(manifest)
+    keep = _locked_keys(m, locks)
+    if on_remote:
+        from .pipeline.remote import Remote, older_than_seconds, resolve
+
+        spec = resolve(m, remote_url, write=True, require=True)
+        assert spec is not None
+        remote = Remote(spec)
+        try:
+            entries, blobs, size = remote.gc(keep["generate"] | keep["process"], older_than_seconds(older_than),
+                                             delete=yes)
+        finally:
+            remote.close()
+        verb = "removed" if yes else "would remove"
+        click.echo(f"{verb} {entries} entries and {blobs} blobs ({size / 1e6:.1f} MB) from {spec.shown}"
+                   + ("" if yes else "; run with --yes to delete"))
+        return
     root = paths_of(m, Path(cache_dir) if cache_dir else None).cache
-    # What the main build and every profile's build use.
-    locked = [a for p in [None, *m.profiles] for a in read_lock(lock_path(m.root, p)).values()]
-    keep = {"generate": {a["generate"] for a in locked}, "process": {a["process"] for a in locked}}
     removed, freed = Cache(root).gc(keep)
     click.echo(f"removed {removed} cache entries, freed {freed / 1e6:.1f} MB")
+
+
+@cache.command("push")
+@manifest_arg
+@click.option("--remote-cache", "remote_url", metavar="URL", envvar="ASSETBUILD_REMOTE_CACHE",
+              help="The remote cache (default: [cache] remote).")
+@cache_opt
+def cache_push(manifest: str, remote_url: str | None, cache_dir: str | None) -> None:
+    """Upload what the lockfiles reference from the local cache to the remote one."""
+    from .pipeline.cache import Cache
+    from .pipeline.remote import Remote, resolve
+    from .pipeline.state import paths_of
+
+    m = _load(manifest)
+    spec = resolve(m, remote_url, write=True, require=True)
+    assert spec is not None
+    keep = _locked_keys(m)
+    cache = Cache(paths_of(m, Path(cache_dir) if cache_dir else None).cache)
+    remote = Remote(spec)
+    try:
+        keys = [(stage, k) for stage in ("generate", "process") for k in sorted(keep[stage])]
+        there = remote.which(k for _, k in keys)
+        missing = [0]
+
+        def push(stage_key: tuple[str, str]) -> None:
+            if not remote.push(*stage_key, cache):
+                missing[0] += 1
+
+        remote.map(push, [sk for sk in keys if sk[1] not in there])
+    finally:
+        remote.close()
+    click.echo(f"pushed {remote.uploaded} entries to {spec.shown} ({len(there)} already there"
+               + (f", {missing[0]} not in the local cache" if missing[0] else "") + ")")
+
+
+@cache.command("pull")
+@manifest_arg
+@click.option("--remote-cache", "remote_url", metavar="URL", envvar="ASSETBUILD_REMOTE_CACHE",
+              help="The remote cache (default: [cache] remote).")
+@cache_opt
+def cache_pull(manifest: str, remote_url: str | None, cache_dir: str | None) -> None:
+    """Download what the lockfiles reference into the local cache (e.g. before going offline)."""
+    from .pipeline.cache import Cache
+    from .pipeline.remote import Remote, resolve
+    from .pipeline.state import paths_of
+
+    m = _load(manifest)
+    spec = resolve(m, remote_url, require=True)
+    assert spec is not None
+    keep = _locked_keys(m)
+    cache = Cache(paths_of(m, Path(cache_dir) if cache_dir else None).cache)
+    remote = Remote(spec)
+    try:
+        wanted = [k for stage in ("generate", "process") for k in sorted(keep[stage]) if not cache.has_entry(stage, k)]
+        there = remote.which(wanted)
+        remote.map(lambda key: remote.fetch(key, cache), sorted(there))
+    finally:
+        remote.close()
+    local = sum(len(keep[s]) for s in keep) - len(wanted)
+    click.echo(f"pulled {remote.fetched} entries ({remote.fetched_bytes / 1e6:.1f} MB) from {spec.shown}; "
+               f"{local} were here already, {len(wanted) - len(there)} are in neither cache")
 
 
 @main.command()

@@ -10,8 +10,10 @@ if TYPE_CHECKING:
 
 
 class Reporter:
-    def __init__(self, quiet: bool, stream: TextIO):
+    def __init__(self, quiet: bool, stream: TextIO, warnings: bool | None = None):
+        # warnings: print warning lines even when quiet otherwise (`build --json` without -q).
         self.quiet, self.stream = quiet, stream
+        self.warnings = not quiet if warnings is None else warnings
         self.tty = stream.isatty()
         self.progress: Progress | None = None
         self.task: TaskID | None = None
@@ -26,7 +28,7 @@ class Reporter:
 
     def event(self, kind: str, data: dict[str, Any]) -> None:
         if kind == "plan":
-            work = data["generate"] + data["process"] + data["place"]
+            work = data["generate"] + data.get("fetch", 0) + data["process"] + data["place"]
             if work and not self.quiet and self.tty:
                 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -43,6 +45,9 @@ class Reporter:
                 self._print(line + note)
             for warning in data.get("warnings", []):
                 self._print(f"warning   {data['id']}: {warning}")
+        elif kind == "warning":
+            if self.warnings:
+                self._print(f"warning: {data['message']}", force=True)
         elif kind == "failed":
             self._advance(data["id"])
             self._print(f"failed    {data['id']}: {data['error']}", force=True)
@@ -51,6 +56,10 @@ class Reporter:
         built = s["assets"] - len([f for f in s["failures"] if not f.get("stage")])
         where = f" in {s['output']} (profile {s['profile']})" if s.get("profile") else ""
         parts = [f"{built} assets ready{where}: {s['generated']} generated, {s['reused']} reused from cache"]
+        if s.get("fetched"):
+            parts.append(f"{s['fetched']} fetched from the remote cache ({s['fetched_bytes'] / 1e6:.1f} MB)")
+        if s.get("uploaded"):
+            parts.append(f"{s['uploaded']} cache entries uploaded")
         if s["processed"] - s["generated"] > 0:
             parts.append(f"{s['processed'] - s['generated']} re-processed")
         if s.get("mixed"):

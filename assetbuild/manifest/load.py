@@ -19,6 +19,7 @@ from ..fields import Field
 from . import include, sequence
 from .model import (
     BUILTIN_DEFAULTS,
+    CACHE_FIELDS,
     DEFAULT_PREFIXES,
     EXPORT_FIELDS,
     KINDS,
@@ -29,6 +30,7 @@ from .model import (
     PROFILE_FIELDS,
     PROFILE_NAME,
     PROJECT_FIELDS,
+    SECRET_OPTIONS,
     VOICE_FIELDS,
     Asset,
     Manifest,
@@ -48,6 +50,18 @@ class Registry(Protocol):
         ...
 
 
+def remote_url_problem(url: str) -> str | None:
+    """Why ``url`` cannot name a remote cache, or None. Credentials in it would be committed."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.password:
+        return "has a password in it: credentials come from the environment, never from the manifest"
+    if "://" not in url and not url.startswith("/"):
+        return f"expected a URL such as s3://bucket/prefix or file:///shared/cache, got {url!r}"
+    return None
+
+
 def default_registry() -> Registry:
     """The installed backends. The one place the manifest package asks for them, when a
     manifest is validated (so importing the manifest package imports no backend)."""
@@ -56,7 +70,7 @@ def default_registry() -> Registry:
     return backends
 
 
-TOP_LEVEL = ("project", "defaults", "voices", "lexicon", "profiles", "export", "include", "sequence") + KINDS
+TOP_LEVEL = ("project", "defaults", "voices", "lexicon", "profiles", "export", "cache", "include", "sequence") + KINDS
 
 
 def derive_seed(asset_id: str) -> int:
@@ -215,8 +229,10 @@ class _Validator:
             project["sample_rate"] = glob.pop("sample_rate", project["sample_rate"])
             self.overrides = (glob, kinds)
         engines, prefixes = self.export()
+        remote, remote_write, remote_options = self.cache()
         manifest = Manifest(path=self.path, voices=voices, lexicon=self.lexicon, profile=self.profile_name,
-                            profiles=sorted(profiles), engines=engines, prefixes=prefixes,
+                            profiles=sorted(profiles), engines=engines, prefixes=prefixes, remote=remote,
+                            remote_write=remote_write, remote_options=remote_options,
                             sources=list(self.sources.files), include_patterns=list(self.sources.patterns),
                             **project)
         seen: dict[str, tuple[str, str]] = {}
@@ -334,6 +350,21 @@ class _Validator:
             else:
                 prefixes[kind] = prefix
         return values.get("engines", []), prefixes
+
+    def cache(self) -> tuple[str | None, bool, dict[str, Any]]:
+        """`[cache]`: the remote cache, whether to write to it, and its storage options."""
+        table = self.table(self.raw.get("cache", {}), "[cache]") or {}
+        values = self.check_fields(table, {f.name: f for f in CACHE_FIELDS}, "[cache]", skip=("options",))
+        remote = values.get("remote")
+        if remote is not None and (problem := remote_url_problem(remote)):
+            self.problem("[cache]", problem, "remote")
+            remote = None
+        options = self.table(table.get("options", {}), "[cache.options]") or {}
+        secrets = sorted(k for k in options if k.lower() in SECRET_OPTIONS)
+        for key in secrets:
+            self.problem("[cache.options]", "is a credential: set it in the environment (AWS_SECRET_ACCESS_KEY, "
+                         "a profile, an instance role, ...), never in the manifest, which is committed", key)
+        return remote, bool(values.get("remote_write", False)), {k: v for k, v in options.items() if k not in secrets}
 
     def read_lexicon(self) -> dict[str, dict[str, str]]:
         table = self.table(self.raw.get("lexicon", {}), "[lexicon]") or {}

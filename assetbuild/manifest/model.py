@@ -143,6 +143,20 @@ EXPORT_FIELDS = (
     Field("engines", "strs", "Engine exports `build` writes into `<output>/<engine>/` after every build "
           "(see docs/engines.md).", default=[], choices=ENGINES, min_length=0, stage=Stage.META),
 )
+# [cache]: the team's remote cache (docs/scale.md). [cache.options]: storage options for fsspec
+# (endpoint_url, region, ...); never credentials, which come from the environment.
+CACHE_FIELDS = (
+    Field("remote", "str", "URL of a remote cache the team shares: any fsspec URL (`s3://bucket/prefix`, "
+          "`gs://`, `az://`, `file:///shared/folder`; `http(s)://` reads only). `--remote-cache URL` and "
+          "$ASSETBUILD_REMOTE_CACHE override it, `--no-remote` ignores it.", min_length=1, stage=Stage.META),
+    Field("remote_write", "bool", "Upload what this machine builds to the remote cache (for the machines that "
+          "should fill it, typically CI; `--remote-write` does the same). Default: read only.", default=False,
+          stage=Stage.META),
+)
+# Storage options that are credentials: they belong in the environment, never in a manifest.
+SECRET_OPTIONS = frozenset({"key", "secret", "token", "password", "session_token", "aws_access_key_id",
+                            "aws_secret_access_key", "aws_session_token", "account_key", "sas_token",
+                            "credentials", "client_secret", "connection_string"})
 # [export.prefixes]: the engine-side name of an asset is its kind's prefix + its id.
 DEFAULT_PREFIXES = {"dialogue": "VO_", "ambience": "AMB_", "music": "MUS_", "sfx": "SFX_"}
 PREFIX_PATTERN = re.compile(r"[A-Za-z0-9_]{0,32}")
@@ -258,6 +272,9 @@ class Manifest:
     include_patterns: list[str] = field(default_factory=list)  # absolute include globs, for watch
     sequences: list[Any] = field(default_factory=list)  # [[sequence]] timelines (manifest.sequence.Sequence)
     preview: str | None = None  # set by `assetbuild preview`: a scratch build of this one sequence
+    remote: str | None = None  # [cache] remote
+    remote_write: bool = False  # [cache] remote_write
+    remote_options: dict[str, Any] = field(default_factory=dict)  # [cache.options]
 
     @property
     def root(self) -> Path:

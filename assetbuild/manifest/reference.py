@@ -15,6 +15,7 @@ from pathlib import Path
 from ..fields import Field
 from .model import (
     BUILTIN_DEFAULTS,
+    CACHE_FIELDS,
     COMMON_FIELDS,
     DEFAULT_PREFIXES,
     EXPORT_FIELDS,
@@ -83,6 +84,11 @@ def render() -> str:
     out += ["### `[export]`", "", "Engine exports (see [engines.md](engines.md)).", "", _table(EXPORT_FIELDS), "",
             "`[export.prefixes]` sets the engine-side name of each kind's assets (prefix + id); defaults: "
             + ", ".join(f"`{k} = \"{v}\"`" for k, v in DEFAULT_PREFIXES.items()) + ".", ""]
+    out += ["### `[cache]`", "", "A remote cache the team shares (see [scale.md](scale.md)).", "",
+            _table(CACHE_FIELDS), "",
+            "`[cache.options]` passes storage options to the remote's filesystem (for S3-compatible stores "
+            "`endpoint_url`, `client_kwargs`, ...). Credentials are refused there: they come from the "
+            "environment, profiles or instance roles.", ""]
     out += ["### `[voices.NAME]` and backend settings", "",
             "A voice table holds `backend` plus that backend's settings. The same settings may also be "
             "set on a single entry, or in `[defaults]`, to override the voice.", "", _table(VOICE_FIELDS), ""]

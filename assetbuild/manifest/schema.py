@@ -11,6 +11,7 @@ from typing import Any
 
 from ..fields import Field
 from .model import (
+    CACHE_FIELDS,
     DEFAULT_PREFIXES,
     EXPORT_FIELDS,
     ID_PATTERN,
@@ -20,6 +21,7 @@ from .model import (
     PROFILE_NAME,
     PROJECT_FIELDS,
     RESERVED_NAMES,
+    SECRET_OPTIONS,
     VOICE_FIELDS,
     entry_fields,
     profile_fields,
@@ -116,6 +118,10 @@ def build_schema() -> dict[str, Any]:
                              "description": "Engine-side name prefix per kind (name = prefix + id).",
                              "properties": {k: {"type": "string", "pattern": "^" + PREFIX_PATTERN.pattern + "$",
                                                 "default": v} for k, v in DEFAULT_PREFIXES.items()}}}},
+            "cache": {"type": "object", "additionalProperties": False, "properties": _props(CACHE_FIELDS) | {
+                "options": {"type": "object", "description": "Storage options for the remote's filesystem "
+                            "(fsspec), e.g. endpoint_url; never credentials.",
+                            "propertyNames": {"not": {"enum": sorted(SECRET_OPTIONS)}}}}},
             **{kind: {"type": "array", "items": {"$ref": f"#/$defs/{kind}"}} for kind in KINDS},
         },
         "$defs": kinds_defs | {"sequence": _sequence_schema(kinds_defs)},

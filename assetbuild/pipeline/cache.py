@@ -79,7 +79,7 @@ class Cache:
 
     def put_entry(self, stage: str, key: str, data: dict[str, Any]) -> None:
         body = dict(data, key=key)
-        body["checksum"] = _checksum(body)
+        body["checksum"] = entry_checksum(body)
         tmp = self.temp_file(".json")
         tmp.write_text(json.dumps(body, sort_keys=True, indent=1), encoding="utf-8")
         dest = self.entry_path(stage, key)
@@ -92,7 +92,7 @@ class Cache:
         try:
             body = json.loads(path.read_text(encoding="utf-8"))
             checksum = body.pop("checksum")
-            if body.get("key") == key and checksum == _checksum(body):
+            if body.get("key") == key and checksum == entry_checksum(body):
                 return body
         except FileNotFoundError:
             return None
@@ -139,7 +139,8 @@ class Cache:
         return removed, freed
 
 
-def _checksum(body: dict[str, Any]) -> str:
+def entry_checksum(body: dict[str, Any]) -> str:
+    """The checksum an entry carries of its own content (everything but the checksum)."""
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 

@@ -43,6 +43,7 @@ class Item:
     reasons: list[str] = field(default_factory=list)
     fingerprint: dict[str, Any] | None = None  # the backend's, for inputs computed later (see complete)
     licence: dict[str, Any] | None = None  # terms of the model behind it (recorded in assetpack.json)
+    fetch_generated: bool = False  # PROCESS: its generated audio is in the remote cache, not the local one
 
     @property
     def id(self) -> str:
@@ -69,22 +70,36 @@ class Plan:
         """The items something must run for."""
         return [i for i in self.items if i.action != Action.FRESH]
 
+    @property
+    def fetching(self) -> list[Item]:
+        """The items whose processed file or generated audio comes from the remote cache."""
+        return [i for i in self.items if i.action == Action.FETCH or i.fetch_generated]
+
     def totals(self) -> dict[str, Any]:
         gen = self.with_action(Action.GENERATE)
-        chars = sum(len(i.request.text or "") for i in gen)
-        seconds = sum(i.request.duration or 0.0 for i in gen if i.request.kind != "dialogue")
-        seconds += sum(len(i.request.text or "") / CHARS_PER_SECOND for i in gen if i.request.kind == "dialogue")
+        avoided = self.fetching
         return {
             "entries": len(self.items),
             "generate": len(gen),
+            "fetch": len(self.with_action(Action.FETCH)),
+            "fetch_generated": sum(1 for i in self.items if i.fetch_generated),
             "process": len(self.with_action(Action.PROCESS)),
             "place": len(self.with_action(Action.PLACE)),
             "fresh": len(self.with_action(Action.FRESH)),
             "remove": len(self.removed),
-            "characters": chars,
+            "characters": sum(len(i.request.text or "") for i in gen),
             "billed_characters": billed_characters(gen),
-            "seconds": round(seconds, 1),
+            "seconds": round(_seconds(gen), 1),
+            # What the remote cache saves: generation of these characters and seconds of audio.
+            "avoided_characters": sum(len(i.request.text or "") for i in avoided),
+            "avoided_seconds": round(_seconds(avoided), 1),
         }
+
+
+def _seconds(items: list[Item]) -> float:
+    """About how many seconds of audio generating ``items`` makes."""
+    return sum(len(i.request.text or "") / CHARS_PER_SECOND if i.request.kind == "dialogue"
+               else i.request.duration or 0.0 for i in items)
 
 
 def billed_characters(items: Iterable[Item]) -> int:
@@ -173,6 +188,21 @@ def item_for(asset: Asset, request: Request, fingerprint: dict[str, Any], sample
     item = _planned(asset, request, fingerprint, None, sample_rate)
     item.action = _first_missing(item, cache)
     return item
+
+
+def consult(plan: Plan, remote_has: set[str]) -> Plan:
+    """Take the remote cache into account (``remote_has``: the keys it has entries for): an item
+    to process or generate whose processed file is there is fetched instead; one to generate
+    whose generated audio is there fetches that and processes it."""
+    items = []
+    for item in plan.items:
+        if item.action in (Action.PROCESS, Action.GENERATE) and item.process_key in remote_has:
+            item = dataclasses.replace(item, action=Action.FETCH, reasons=[*item.reasons, "in the remote cache"])
+        elif item.action == Action.GENERATE and item.generate_key in remote_has:
+            item = dataclasses.replace(item, action=Action.PROCESS, fetch_generated=True,
+                                       reasons=[*item.reasons, "generated audio in the remote cache"])
+        items.append(item)
+    return dataclasses.replace(plan, items=items)
 
 
 def recover(plan: Plan, entries: dict[str, Processed | PackEntry], cache: Cache) -> Plan:

@@ -33,24 +33,30 @@ from .cache import Cache
 from .executor import Executor
 from .outcome import Action, Failure, Outcome, Status, Step
 from .plan import Item
+from .remote import Remote
 from .worker import GenerateJob, process_job_for
 
 
 def realise(items: list[Item], cache: Cache, executor: Executor, sample_rate: int,
-            deadline: float | None = None, urgent: bool = False) -> Generator[Outcome, None, None]:
+            deadline: float | None = None, urgent: bool = False,
+            remote: Remote | None = None) -> Generator[Outcome, None, None]:
     """Realise ``items`` (none of them fresh), yielding one outcome per item as each finishes.
 
     ``deadline`` (a ``time.monotonic()`` value): past it, raise TimeoutError and leave the jobs
     under way to finish into the cache. ``urgent``: someone is waiting (a server request), so
-    its heavy batches go before those a build queued. Closing the iterator early (or Ctrl-C)
-    cancels the jobs not yet started.
+    its heavy batches go before those a build queued. ``remote``: the remote cache, for items
+    the plan found there (fetched into ``cache`` first; a miss falls back to making them).
+    Closing the iterator early (or Ctrl-C) cancels the jobs not yet started.
     """
-    return _Realiser(cache, executor, sample_rate, urgent).run(items, deadline)
+    return _Realiser(cache, executor, sample_rate, urgent, remote).run(items, deadline)
 
 
 class _Realiser:
-    def __init__(self, cache: Cache, executor: Executor, sample_rate: int, urgent: bool):
+    def __init__(self, cache: Cache, executor: Executor, sample_rate: int, urgent: bool, remote: Remote | None):
         self.cache, self.executor, self.sample_rate, self.urgent = cache, executor, sample_rate, urgent
+        self.remote = remote
+        self.fetching: dict[Future[Any], str] = {}  # a fetch under way -> the stage it fetches
+        self.fetched: set[str] = set()
         self.root = str(cache.root)
         self.pending: dict[Future[Any], tuple[Step, list[Item]]] = {}
         # Finished futures arrive here (O(1) per job, however many are pending).
@@ -66,7 +72,11 @@ class _Realiser:
         try:
             self.stage = {i.id: i.action for i in items}
             for item in items:
-                if item.action == Action.PROCESS:
+                if item.action == Action.FETCH:
+                    self.submit_fetch(item, "process")
+                elif item.action == Action.PROCESS and item.fetch_generated:
+                    self.submit_fetch(item, "generate")
+                elif item.action == Action.PROCESS:
                     self.submit_process(item)
             self.submit_generate([i for i in items if i.action == Action.GENERATE and not i.heavy])
             self.submit_generate([i for i in items if i.action == Action.GENERATE and i.heavy])
@@ -123,6 +133,25 @@ class _Realiser:
                 jobs = [GenerateJob(i.generate_key, i.request) for i in batch]
                 self.track(self.executor.generate(self.root, name, jobs, urgent=self.urgent), Step.GENERATE, batch)
 
+    def submit_fetch(self, item: Item, stage: str) -> None:
+        if self.remote is None or self.remote.down:
+            self.fall_back(item, stage)
+            return
+        key = item.process_key if stage == "process" else item.generate_key
+        future = self.remote.submit_fetch(key, self.cache)
+        self.fetching[future] = stage
+        self.track(future, Step.FETCH, [item])
+
+    def fall_back(self, item: Item, stage: str) -> None:
+        """What was to come from the remote did not: make it here."""
+        if stage == "process" and self.cache.has_entry("generate", item.generate_key):
+            self.stage[item.id] = Action.PROCESS
+            self.submit_process(item)
+        elif stage == "process" and self.remote is not None and not self.remote.down:
+            self.submit_fetch(item, "generate")  # its generated audio may be there still
+        else:
+            self.submit_generate([item])
+
     def submit_process(self, item: Item) -> None:
         job = process_job_for(item.asset, item.generate_key, item.process_key, self.sample_rate)
         self.track(self.executor.process(self.root, job), Step.PROCESS, [item])
@@ -133,6 +162,23 @@ class _Realiser:
 
     def complete(self, future: Future[Any]) -> None:
         step, items = self.pending.pop(future)
+        if step == Step.FETCH:
+            stage, item = self.fetching.pop(future), items[0]
+            try:
+                got = future.result()
+            except Exception:  # the remote failed outright (--require-remote): make it here
+                got = None
+            if got != stage:
+                self.fall_back(item, stage)
+                return
+            self.fetched.add(item.id)
+            if stage == "process":
+                self.stage[item.id] = Action.FETCH
+                self.place(item)
+            else:
+                self.stage[item.id] = Action.PROCESS
+                self.submit_process(item)
+            return
         if step == Step.GENERATE:
             try:
                 failures = future.result()
@@ -171,10 +217,11 @@ class _Realiser:
         if entry is None or blob is None:  # corrupt or vanished: never export it, rebuild instead
             self.rebuild(item)
             return
-        self.finish(item, Processed.from_json(entry["record"]), Status.PLACED, blob)
+        status = Status.FETCHED if self.stage[item.id] == Action.FETCH else Status.PLACED
+        self.finish(item, Processed.from_json(entry["record"]), status, blob)
 
     def rebuild(self, item: Item) -> None:
-        if self.stage[item.id] == Action.PLACE and self.cache.has_entry("generate", item.generate_key):
+        if self.stage[item.id] in (Action.PLACE, Action.FETCH) and self.cache.has_entry("generate", item.generate_key):
             self.stage[item.id] = Action.PROCESS
             self.submit_process(item)
         else:
@@ -195,10 +242,12 @@ class _Realiser:
                 self.rebuild(item)
                 return
             files[name] = side
-        self.ready.append(Outcome(item.id, status, processed, files, generated=item.id in self.generated))
+        self.ready.append(Outcome(item.id, status, processed, files, generated=item.id in self.generated,
+                                  fetched=item.id in self.fetched))
 
     def fail(self, item: Item, failure: Failure) -> None:
-        self.ready.append(Outcome(item.id, Status.FAILED, failure=failure, generated=item.id in self.generated))
+        self.ready.append(Outcome(item.id, Status.FAILED, failure=failure, generated=item.id in self.generated,
+                                  fetched=item.id in self.fetched))
 
 
 def _expected_length(item: Item) -> float:

@@ -22,8 +22,9 @@ from .cache import Cache
 from .executor import Executor, LocalExecutor
 from .lock import Lockfile
 from .outcome import Action, Failure, Outcome, Status, Step
-from .plan import Item, Plan, billed_characters, make_plan, recover
+from .plan import Item, Plan, billed_characters, consult, make_plan, recover
 from .realise import realise
+from .remote import Remote, RemoteSpec
 from .state import State, exclusive, paths_of
 
 Event = Callable[[str, dict[str, Any]], None]
@@ -40,6 +41,7 @@ class Options:
     executor: Executor | None = None
     commercial: bool = False  # refuse to build when an asset would come from a non-commercial model
     max_characters: int | None = None  # refuse a build that would bill more characters than this
+    remote: RemoteSpec | None = None  # the team's remote cache (pipeline/remote.py)
 
 
 @dataclass
@@ -53,6 +55,10 @@ class BuildResult:
 
     generated_ids: set[str] = field(default_factory=set)
     processed_ids: set[str] = field(default_factory=set)  # every asset the process stage ran for
+    fetched_ids: set[str] = field(default_factory=set)  # assets whose audio came from the remote cache
+    fetched_bytes: int = 0
+    uploaded: int = 0  # cache entries uploaded to the remote
+    warnings: list[str] = field(default_factory=list)  # the remote cache's, one line each
     mixed: list[str] = field(default_factory=list)  # sequences mixed by this build
 
     @property
@@ -81,6 +87,10 @@ class BuildResult:
             "seconds": round(self.seconds, 3),
             "failures": [f.to_json() for f in self.failures],
             "billed_characters": billed_characters(i for i in self.plan.items if i.id in self.generated_ids),
+            "fetched": len(self.fetched_ids),
+            "fetched_bytes": self.fetched_bytes,
+            "uploaded": self.uploaded,
+            "warnings": list(self.warnings),
         }
 
 
@@ -89,11 +99,19 @@ def plan_of(manifest: Manifest, cache: Cache, lock: Lockfile, state: State) -> P
     return make_plan(manifest, cache, lock, state.outputs, known, state.fingerprints)
 
 
-def plan_build(manifest: Manifest, cache_dir: Path | None = None) -> Plan:
+def plan_build(manifest: Manifest, cache_dir: Path | None = None, remote: Remote | None = None) -> Plan:
     """The plan a build would run, without running it (``assetbuild plan``)."""
     paths = paths_of(manifest, cache_dir)
     state = State.read(paths.state)
-    return plan_of(manifest, Cache(paths.cache), Lockfile(paths.lock, state), state)
+    plan = plan_of(manifest, Cache(paths.cache), Lockfile(paths.lock, state), state)
+    return consult_remote(plan, remote) if remote is not None else plan
+
+
+def consult_remote(plan: Plan, remote: Remote) -> Plan:
+    """Ask the remote cache, in bulk, for what the plan would make here (docs/scale.md)."""
+    work = plan.with_action(Action.PROCESS, Action.GENERATE)
+    keys = [i.process_key for i in work] + [i.generate_key for i in work if i.action == Action.GENERATE]
+    return consult(plan, remote.which(keys)) if keys else plan
 
 
 def build(manifest: Manifest, options: Options, on_event: Event = lambda kind, data: None) -> BuildResult:
@@ -105,7 +123,7 @@ def build(manifest: Manifest, options: Options, on_event: Event = lambda kind, d
         lock = Lockfile(paths.lock, state)
         plan = plan_of(manifest, cache, lock, state)
         result = BuildResult(plan)
-        check_terms(plan, options)
+        check_licences(plan, options)
         if options.locked:
             result.locked_mismatch = locked_mismatch(plan, lock)
             if result.locked_mismatch:
@@ -118,12 +136,27 @@ def build(manifest: Manifest, options: Options, on_event: Event = lambda kind, d
             on_event("finish", result.summary())
             return result
         p.built = publish.previous_entries(manifest, state)
-        p.plan = result.plan = plan = recover(plan, p.built, cache)
-        on_event("plan", plan.totals())
-        if plan.work:
-            cache.clean_tmp()
-            remove_temps(manifest.output_dir)
-            _realise(plan, cache, options, p, result, on_event)
+        plan = recover(plan, p.built, cache)
+        remote = Remote(options.remote, warn=lambda m: on_event("warning", {"message": m})) if (
+            options.remote and plan.work) else None
+        try:
+            if remote is not None:
+                plan = consult_remote(plan, remote)
+            p.plan = result.plan = plan
+            check_billing(plan, options)
+            on_event("plan", plan.totals())
+            if plan.work:
+                cache.clean_tmp()
+                remove_temps(manifest.output_dir)
+                _realise(plan, cache, options, p, result, on_event, remote)
+        finally:
+            if remote is not None:
+                remote.close()  # the uploads under way finish
+        if remote is not None:
+            result.fetched_bytes, result.uploaded = remote.fetched_bytes, remote.uploaded
+            result.warnings = list(remote.warnings)
+            if remote.down and options.remote and options.remote.require:
+                p.failures.append(Failure("remote cache", Step.REMOTE, remote.down))
         publish.publish(p)
         result.failures, result.removed, result.mixed = p.failures, p.removed, p.mixed
     result.seconds = time.perf_counter() - start
@@ -131,8 +164,8 @@ def build(manifest: Manifest, options: Options, on_event: Event = lambda kind, d
     return result
 
 
-def check_terms(plan: Plan, options: Options) -> None:
-    """--commercial and --max-characters: refuse before anything runs, naming the entries."""
+def check_licences(plan: Plan, options: Options) -> None:
+    """--commercial: refuse before anything runs, naming the entries."""
     if options.commercial:
         bad = [i for i in plan.items if not (i.licence or {}).get("commercial")]
         if bad:
@@ -140,6 +173,10 @@ def check_terms(plan: Plan, options: Options) -> None:
             more = f" and {len(bad) - 10} more" if len(bad) > 10 else ""
             raise UsageError(f"--commercial: {len(bad)} assets would come from models not licensed for commercial "
                              f"use: {names}{more}")
+
+
+def check_billing(plan: Plan, options: Options) -> None:
+    """--max-characters: refuse before anything is generated (what the remote cache has is not)."""
     if options.max_characters is None:
         return
     billed = plan.totals()["billed_characters"]
@@ -160,7 +197,7 @@ def locked_mismatch(plan: Plan, lock: Lockfile) -> list[dict[str, Any]]:
 
 
 def _realise(plan: Plan, cache: Cache, options: Options, p: publish.Publication, result: BuildResult,
-             on_event: Event) -> None:
+             on_event: Event, remote: Remote | None) -> None:
     """Realise the plan's work and place each outcome in the output folder as it arrives."""
     work = plan.work
     owned = options.executor is None
@@ -168,9 +205,13 @@ def _realise(plan: Plan, cache: Cache, options: Options, p: publish.Publication,
     items = {i.id: i for i in work}
     try:
         # closing(): the jobs not yet started are cancelled however the loop ends.
-        with closing(realise(work, cache, executor, plan.manifest.sample_rate)) as outcomes:
+        with closing(realise(work, cache, executor, plan.manifest.sample_rate, remote=remote)) as outcomes:
             for outcome in outcomes:
                 _take(outcome, items[outcome.id], options, p, result, on_event)
+                if remote is not None and outcome.ok and not outcome.fetched:
+                    item = items[outcome.id]  # what this machine made, for the others (--remote-write)
+                    remote.submit_push("generate", item.generate_key, cache)
+                    remote.submit_push("process", item.process_key, cache)
     except BaseException:
         # Ctrl-C or a crash: stop now. Finished jobs are already in the cache; running ones
         # leave only temp files, which the next build removes.
@@ -186,7 +227,9 @@ def _take(outcome: Outcome, item: Item, options: Options, p: publish.Publication
     """Count an outcome, place its files, report it."""
     if outcome.generated:
         result.generated_ids.add(outcome.id)
-    if outcome.processed is not None and outcome.status != Status.PLACED:
+    if outcome.fetched and outcome.ok:
+        result.fetched_ids.add(outcome.id)
+    if outcome.processed is not None and outcome.status not in (Status.PLACED, Status.FETCHED):
         result.processed += 1
         result.processed_ids.add(outcome.id)
     failure = outcome.failure or _place(outcome, item, p.manifest.output_dir, options.copy)

@@ -1,0 +1,326 @@
+"""The team's remote cache (docs/scale.md): S3 through moto's server on loopback, a shared
+folder through file://; two checkouts of one project share what the first built."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import threading
+from pathlib import Path
+
+import fsspec
+import pytest
+from conftest import SMALL, Project, plugin_site
+from moto.server import ThreadedMotoServer
+
+from assetbuild.manifest import load
+from assetbuild.pipeline.cache import Cache
+from assetbuild.pipeline.remote import Remote, RemoteSpec
+from assetbuild.pipeline.run import Options, build
+
+# Credentials the tests give the S3 client: the secret must never be written anywhere.
+SECRET = "s3cr3t-" + hashlib.sha256(b"assetbuild remote test").hexdigest()[:16]
+AWS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": SECRET, "AWS_DEFAULT_REGION": "us-east-1",
+       "AWS_EC2_METADATA_DISABLED": "true"}
+
+
+@pytest.fixture(scope="module")
+def moto():
+    """An S3 endpoint on loopback; yields its URL. Each test gets its own bucket."""
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    saved = {k: os.environ.get(k) for k in AWS}
+    os.environ.update(AWS)
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+_buckets = iter(range(10_000))
+
+
+@pytest.fixture
+def bucket(moto):
+    name = f"team-{next(_buckets)}"
+    fsspec.filesystem("s3", endpoint_url=moto, skip_instance_cache=True).mkdir(name)
+    return f"s3://{name}/audio-cache"
+
+
+def _env(moto: str) -> dict[str, str]:
+    return {**AWS, "AWS_ENDPOINT_URL": moto}
+
+
+def _project(root: Path, text: str = SMALL) -> Project:
+    root.mkdir(parents=True, exist_ok=True)
+    return Project(root, text)
+
+
+def _build(p: Project, *args: str, env: dict[str, str] | None = None) -> dict:
+    proc = p.run("build", "--json", *args, env=env)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def _checkouts(tmp_path: Path, text: str = SMALL) -> tuple[Project, Project]:
+    return _project(tmp_path / "laptop", text), _project(tmp_path / "ci", text)
+
+
+def _tree(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file() and p.name != "report.html"}
+
+
+def test_a_second_checkout_fetches_everything_the_first_uploaded(tmp_path, moto, bucket):
+    ci, laptop = _checkouts(tmp_path)
+    env = _env(moto)
+    first = json.loads(ci.run("build", "--json", "--remote-cache", bucket, "--remote-write", env=env).stdout)
+    assert first["generated"] > 0 and first["uploaded"] >= 2 * first["assets"] - 1 and first["warnings"] == []
+
+    plan = json.loads(laptop.run("plan", "--json", "--remote-cache", bucket, env=env).stdout)
+    assert {i["action"] for i in plan["items"]} == {"fetch"}
+    assert plan["totals"]["fetch"] == first["assets"] and plan["totals"]["fetch_bytes"] > 10_000
+    assert plan["totals"]["avoided_characters"] == len("Welcome to the forest.") + len("Follow the lanterns.")
+    text = laptop.run("plan", "--remote-cache", bucket, env=env).stdout
+    assert "fetch     dialogue/line_01: new entry, in the remote cache" in text
+    assert f"from the remote cache: {first['assets']} to fetch" in text
+
+    second = json.loads(laptop.run("build", "--json", "--remote-cache", bucket, env=env).stdout)
+    assert (second["generated"], second["processed"], second["fetched"]) == (0, 0, first["assets"])
+    assert second["fetched_bytes"] > 10_000 and second["uploaded"] == 0  # read only by default
+    assert _tree(laptop.out) == _tree(ci.out)
+    assert (laptop.root / "assetbuild.lock").read_bytes() == (ci.root / "assetbuild.lock").read_bytes()
+    assert laptop.build()["reused"] == first["assets"]  # and now it is all local: a no-op
+
+
+def test_a_shared_folder_and_the_manifests_cache_table(tmp_path):
+    remote = tmp_path / "shared"
+    text = f'[cache]\nremote = "file://{remote}"\nremote_write = true\n\n' + SMALL
+    a, b = _checkouts(tmp_path, text)
+    assert a.build()["uploaded"] > 0
+    assert not any(p.name.endswith(".tmp") for p in remote.rglob("*"))
+    (b.root / "assetbuild.toml").write_text(text.replace("remote_write = true", "remote_write = false"))
+    s = b.build()
+    assert (s["generated"], s["fetched"]) == (0, s["assets"])
+    assert b.build("--no-remote")["fetched"] == 0  # fresh: nothing to fetch, and no remote asked
+
+
+def test_a_changed_setting_fetches_the_generated_audio_and_processes_it(tmp_path):
+    remote = f"file://{tmp_path / 'shared'}"
+    a, b = _checkouts(tmp_path)
+    a.build("--remote-cache", remote, "--remote-write")
+    b.edit('text = "Welcome to the forest."', 'text = "Welcome to the forest."\nloudness = -18.0')
+    a.edit('text = "Welcome to the forest."', 'text = "Welcome to the forest."\nloudness = -18.0')
+    plan = json.loads(b.run("plan", "--json", "--remote-cache", remote).stdout)
+    line = next(i for i in plan["items"] if i["id"] == "line_01")
+    assert line["action"] == "process" and "generated audio in the remote cache" in line["reasons"]
+    s = b.build("--remote-cache", remote)
+    assert s["generated"] == 0 and s["processed"] == 1 and s["fetched"] == s["assets"]
+    a.build("--remote-cache", remote)
+    assert _tree(a.out) == _tree(b.out)
+
+
+def _remote_entries(remote: Path) -> dict[str, dict]:
+    return {p.name: json.loads(p.read_text()) for p in (remote / "ac").rglob("*") if p.is_file()}
+
+
+def _flip(path: Path) -> bytes:
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01  # one bit
+    path.chmod(0o644)
+    path.write_bytes(bytes(data))
+    return bytes(data)
+
+
+def test_a_corrupt_or_missing_remote_blob_is_a_miss_never_an_output(tmp_path):
+    shared = tmp_path / "shared"
+    a, b = _checkouts(tmp_path)
+    a.build("--remote-cache", f"file://{shared}", "--remote-write")
+    entries = _remote_entries(shared)
+    line = next(e for e in entries.values() if e["stage"] == "process" and e["record"].get("text"))
+    bad = _flip(shared / "cas" / line["file"][:2] / line["file"])  # line_01's processed file
+    proc = b.run("build", "--json", "--remote-cache", f"file://{shared}")
+    s = json.loads(proc.stdout)
+    # Processed again here from its generated audio, which the remote has intact.
+    assert (s["failed"], s["generated"], s["processed"], s["fetched"]) == (0, 0, 1, s["assets"])
+    assert any("does not match its sha256" in w for w in s["warnings"])
+    assert "warning: remote cache blob" in proc.stderr
+    assert _tree(b.out) == _tree(a.out)  # the right file, never the corrupt one
+    assert all(p.read_bytes() != bad for p in b.out.rglob("*.wav"))
+
+    # Its generated audio gone too, and another entry truncated: made here, the rest fetched.
+    locked = json.loads((a.root / "assetbuild.lock").read_text())["assets"]
+    g_key = next(e["generate"] for e in locked.values() if e["process"] == line["key"])
+    generated = entries[g_key]
+    (shared / "cas" / generated["audio"][:2] / generated["audio"]).unlink()
+    other = next(k for k, e in entries.items() if e["stage"] == "process" and e["key"] != line["key"])
+    path = shared / "ac" / other[:2] / other
+    path.write_bytes(path.read_bytes()[:40])
+    c = _project(tmp_path / "third")
+    s = c.build("--remote-cache", f"file://{shared}")
+    assert s["failed"] == 0 and s["generated"] >= 1
+    assert any("corrupt" in w for w in s["warnings"]) and any("which is not there" in w for w in s["warnings"])
+    assert _tree(c.out) == _tree(a.out)
+
+
+def test_an_unreachable_remote_builds_locally_with_one_warning(tmp_path):
+    p = Project(tmp_path)
+    proc = p.run("build", "--json", "--remote-cache", "s3://nowhere/cache",
+                 env={**AWS, "AWS_ENDPOINT_URL": "http://127.0.0.1:9"})  # nothing listens on port 9
+    s = json.loads(proc.stdout)
+    assert proc.returncode == 0 and s["failed"] == 0 and s["generated"] == s["assets"]
+    assert len(s["warnings"]) == 1 and "cannot be reached" in s["warnings"][0]
+    assert proc.stderr.count("warning: remote cache") == 1
+
+    p2 = _project(tmp_path / "strict")
+    proc = p2.run("build", "--remote-cache", "s3://nowhere/cache", "--require-remote", check=False,
+                  env={**AWS, "AWS_ENDPOINT_URL": "http://127.0.0.1:9"})
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("error: remote cache s3://nowhere/cache cannot be reached")
+    proc = p2.run("build", "--require-remote", check=False)
+    assert proc.returncode == 2 and "--require-remote: no remote cache is set" in proc.stderr
+
+
+def test_a_remote_that_goes_away_mid_build_ends_in_a_complete_local_build(tmp_path):
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    saved = {k: os.environ.get(k) for k in AWS}
+    os.environ.update(AWS)
+    try:
+        endpoint = f"http://{host}:{port}"
+        fsspec.filesystem("s3", endpoint_url=endpoint, skip_instance_cache=True).mkdir("gone")
+        spec = RemoteSpec("s3://gone/c", {"endpoint_url": endpoint}, write=True)
+        first = tmp_path / "first"
+        first.mkdir()
+        (first / "assetbuild.toml").write_text(SMALL)
+        build(load(first / "assetbuild.toml"), Options(remote=spec))
+        second = tmp_path / "second"
+        second.mkdir()
+        (second / "assetbuild.toml").write_text(SMALL.replace("Follow the lanterns.", "Follow the lights."))
+        stopped = []
+
+        def on_event(kind, data):
+            if kind == "plan" and not stopped:  # the remote was consulted; now it goes away
+                server.stop()
+                stopped.append(True)
+
+        result = build(load(second / "assetbuild.toml"), Options(remote=spec), on_event)
+    finally:
+        if not stopped:
+            server.stop()
+        for k, v in saved.items():
+            os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
+    s = result.summary()
+    assert s["failed"] == 0 and s["generated"] + s["fetched"] >= s["assets"] - 1
+    assert len([w for w in s["warnings"] if "cannot be reached" in w]) == 1
+    assert (second / "build" / "audio" / "dialogue" / "line_02.wav").is_file()
+
+
+def test_two_writers_racing_on_one_key_leave_one_consistent_entry(tmp_path, moto, bucket):
+    cache = Cache(tmp_path / "cache")
+    sha = cache.put_bytes(b"generated audio")
+    entries = []
+    for n in range(2):  # two machines made the same key with different metadata
+        c = Cache(tmp_path / f"cache{n}")
+        c.put_bytes(b"generated audio")
+        c.put_entry("generate", "ab" * 32, {"audio": sha, "sample_rate": 48000, "meta": {"who": n}, "blobs": [sha]})
+        entries.append(c)
+    remotes = [Remote(RemoteSpec(bucket, {"endpoint_url": moto}, write=True)) for _ in range(2)]
+    barrier = threading.Barrier(2)
+
+    def push(n):
+        barrier.wait()
+        remotes[n].push("generate", "ab" * 32, entries[n])
+
+    threads = [threading.Thread(target=push, args=(n,)) for n in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(r.uploaded for r in remotes) == 1  # one won; the other adopted its entry
+    reader = Remote(RemoteSpec(bucket, {"endpoint_url": moto}))
+    got = Cache(tmp_path / "reader")
+    assert reader.fetch("ab" * 32, got) == "generate"
+    assert got.get_entry("generate", "ab" * 32)["meta"]["who"] in (0, 1)
+    assert got.verified_blob(sha) is not None
+    for r in [*remotes, reader]:
+        r.close()
+
+
+def test_credentials_never_reach_a_file_or_the_output(tmp_path, moto, bucket):
+    p = Project(tmp_path)
+    proc = p.run("build", "--json", "--remote-cache", bucket, "--remote-write", env=_env(moto))
+    plan = p.run("plan", "--json", "--remote-cache", bucket, env=_env(moto))
+    assert SECRET not in proc.stdout + proc.stderr + plan.stdout + plan.stderr
+    for path in tmp_path.rglob("*"):
+        if path.is_file():
+            assert SECRET.encode() not in path.read_bytes(), path
+    remote = fsspec.filesystem("s3", endpoint_url=moto, skip_instance_cache=True)
+    for key in remote.find(bucket.removeprefix("s3://")):
+        assert SECRET.encode() not in remote.cat_file(key), key
+
+    p.edit("[project]", '[cache.options]\nsecret = "hunter2"\n\n[project]')
+    proc = p.run("build", check=False)
+    assert proc.returncode == 2 and "'secret' is a credential: set it in the environment" in proc.stderr
+    p.edit('[cache.options]\nsecret = "hunter2"\n\n', '[cache]\nremote = "s3://me:pw@bucket/x"\n\n')
+    proc = p.run("build", check=False)
+    assert proc.returncode == 2 and "has a password in it" in proc.stderr and "pw@" not in proc.stderr
+
+
+def test_cache_push_pull_and_gc_of_the_remote(tmp_path, moto, bucket):
+    env = _env(moto)
+    a, b = _checkouts(tmp_path)
+    a.build()  # local only
+    out = a.run("cache", "push", "--remote-cache", bucket, env=env)
+    assert out.returncode == 0 and "pushed" in out.stdout and "0 already there" in out.stdout
+    assert "already there" in a.run("cache", "push", "--remote-cache", bucket, env=env).stdout
+    (b.root / "assetbuild.lock").write_bytes((a.root / "assetbuild.lock").read_bytes())
+    out = b.run("cache", "pull", "--remote-cache", bucket, env=env)
+    assert out.returncode == 0 and "pulled" in out.stdout and "0 are in neither cache" in out.stdout
+    s = b.build()  # offline from here: everything is local
+    assert (s["generated"], s["processed"]) == (0, 0)
+
+    a.edit('prompt = "coin pickup"', 'prompt = "coin pickup, bright"')  # old coin takes: unreferenced
+    _build(a, "--remote-cache", bucket, "--remote-write", env=env)
+    dry = a.run("cache", "gc", "--remote", "--remote-cache", bucket, "--older-than", "0s", env=env)
+    assert dry.returncode == 0 and "would remove" in dry.stdout and "run with --yes" in dry.stdout
+    fs = fsspec.filesystem("s3", endpoint_url=moto, skip_instance_cache=True)
+    before = len(fs.find(bucket.removeprefix("s3://")))
+    assert a.run("cache", "gc", "--remote", "--remote-cache", bucket, "--older-than", "30d", "--yes",
+                 env=env).stdout.startswith("removed 0 entries and 0 blobs")  # nothing that old
+    done = a.run("cache", "gc", "--remote", "--remote-cache", bucket, "--older-than", "0s", "--yes", env=env)
+    assert done.stdout.startswith("removed ") and len(fs.find(bucket.removeprefix("s3://"))) < before
+    c = _project(tmp_path / "after-gc", a.manifest.read_text())
+    s = _build(c, "--remote-cache", bucket, env=env)
+    assert (s["generated"], s["fetched"]) == (0, s["assets"])  # what the lockfile names survived
+    bad = a.run("cache", "gc", "--remote", "--remote-cache", bucket, "--lock", str(tmp_path / "nope.lock"),
+                check=False, env=env)
+    assert bad.returncode == 2 and "no such lockfile" in bad.stderr
+
+
+def test_max_characters_counts_only_what_the_remote_does_not_have(tmp_path):
+    """A paid service's lines that the team cache has are not billed again, and do not count
+    against --max-characters."""
+    from test_models import MANIFEST, PLUGIN
+
+    env = plugin_site(tmp_path, "paidplugin", PLUGIN, {"paid": "paidplugin:Paid"})
+    env["BATCH_LOG"] = str(tmp_path / "batches.log")
+    remote = f"file://{tmp_path / 'shared'}"
+    a, b = _checkouts(tmp_path, MANIFEST.format(batch=""))
+    first = json.loads(a.run("build", "--json", "--remote-cache", remote, "--remote-write", env=env).stdout)
+    assert first["billed_characters"] > 0
+    refused = b.run("build", "--max-characters", "0", check=False, env=env)
+    assert refused.returncode == 2 and "--max-characters 0: this build would bill" in refused.stderr
+    proc = b.run("build", "--json", "--remote-cache", remote, "--max-characters", "0", env=env)
+    s = json.loads(proc.stdout)
+    assert proc.returncode == 0 and s["billed_characters"] == 0 and s["fetched"] == s["assets"]
