@@ -324,3 +324,64 @@ def test_max_characters_counts_only_what_the_remote_does_not_have(tmp_path):
     proc = b.run("build", "--json", "--remote-cache", remote, "--max-characters", "0", env=env)
     s = json.loads(proc.stdout)
     assert proc.returncode == 0 and s["billed_characters"] == 0 and s["fetched"] == s["assets"]
+
+
+TAKES = """
+import numpy as np
+from assetbuild.backends.base import BaseBackend, Result
+
+class Take(BaseBackend):
+    # Like a neural model on a GPU or a web service: every run is a new take.
+    name = "take"; kinds = frozenset({"sfx"}); max_batch = 4; parallel = True; deterministic = False
+    def fingerprint(self, request): return {"backend": self.name, "version": 1}
+    def generate(self, requests):
+        rng = np.random.default_rng()  # not seeded: not reproducible
+        return [Result((0.2 * rng.standard_normal(4800)).astype(np.float32), 48000) for r in requests]
+
+class Liar(Take):
+    # Says it reproduces its takes, and does not.
+    name = "liar"; deterministic = True
+"""
+
+LOCKED = """\
+[[sfx]]
+id = "roar"
+prompt = "a roar"
+backend = "take"
+
+[[sfx]]
+id = "boom"
+prompt = "a boom"
+backend = "liar"
+
+[[sfx]]
+id = "coin"
+prompt = "coin pickup"
+"""
+
+
+def test_locked_takes_are_never_replaced_by_new_ones(tmp_path):
+    env = plugin_site(tmp_path, "takes", TAKES, {"take": "takes:Take", "liar": "takes:Liar"})
+    laptop = _project(tmp_path / "laptop", LOCKED)
+    _build(laptop, env=env)
+    ci = _project(tmp_path / "ci", LOCKED)  # a fresh checkout with the committed lockfile, no caches
+    (ci.root / "assetbuild.lock").write_bytes((laptop.root / "assetbuild.lock").read_bytes())
+    proc = ci.run("build", "--json", "--locked", env=env, check=False)
+    s = json.loads(proc.stdout)
+    assert proc.returncode == 1 and s["failed"] == 2
+    errors = {f["id"]: f["error"] for f in s["failures"]}
+    assert errors["roar"] == ("locked take not in any cache: pull it (`assetbuild cache pull`) or rebuild "
+                              "without --locked")
+    assert errors["boom"].startswith("made again, it differs from the locked take (sha256 ")
+    assert s["generated"] == 2  # boom (made, then refused) and coin; never roar
+    assert not (ci.out / "sfx" / "roar.wav").exists() and not (ci.out / "sfx" / "boom.wav").exists()
+    assert (ci.out / "sfx" / "coin.wav").read_bytes() == (laptop.out / "sfx" / "coin.wav").read_bytes()
+    assert (ci.root / "assetbuild.lock").read_bytes() == (laptop.root / "assetbuild.lock").read_bytes()
+
+    # With the takes in a cache (a teammate's remote, or pulled), --locked builds them.
+    shared = f"file://{tmp_path / 'shared'}"
+    laptop.run("cache", "push", "--remote-cache", shared, env=env)
+    s = _build(ci, "--locked", "--remote-cache", shared, env=env)
+    assert s["failed"] == 0 and s["generated"] == 0 and s["fetched"] == 2
+    for name in ("roar", "boom", "coin"):
+        assert (ci.out / "sfx" / f"{name}.wav").read_bytes() == (laptop.out / "sfx" / f"{name}.wav").read_bytes()

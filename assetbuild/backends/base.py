@@ -78,6 +78,10 @@ class Backend(Protocol):
     billed: ClassVar[bool]
     # Wants each line's neighbours of the same voice in ``Request.context``.
     uses_context: ClassVar[bool]
+    # The same request gives the same samples on any machine of a kind, every time. A take the
+    # lockfile records from a backend that is not (neural models on a GPU, a web service) is
+    # never made again under --locked: it must come from a cache.
+    deterministic: ClassVar[bool]
 
     def availability(self) -> str | None:
         """None when usable here, else a one-line reason (with the install command)."""
@@ -118,6 +122,7 @@ class BaseBackend:
     settings: ClassVar[tuple[Field, ...]] = ()
     billed: ClassVar[bool] = False
     uses_context: ClassVar[bool] = False
+    deterministic: ClassVar[bool] = False  # unless a backend says so, a take cannot be made again
 
     def availability(self) -> str | None:
         return None

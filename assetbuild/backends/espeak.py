@@ -137,6 +137,7 @@ class EspeakBackend(BaseBackend):
     kinds: ClassVar[frozenset[str]] = frozenset({"dialogue"})
     max_batch: ClassVar[int] = 32
     parallel: ClassVar[bool] = True
+    deterministic: ClassVar[bool] = True  # same input, same samples (tests compare bytes)
     settings: ClassVar[tuple[Field, ...]] = _SETTINGS
     VERSION: ClassVar[str] = "2"
 

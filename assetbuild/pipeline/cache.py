@@ -104,6 +104,10 @@ class Cache:
     def has_entry(self, stage: str, key: str) -> bool:
         return self.entry_path(stage, key).exists()
 
+    def drop(self, stage: str, key: str) -> None:
+        """Forget an entry (its blobs stay until gc), e.g. a take --locked refused."""
+        _remove(self.entry_path(stage, key))
+
     # -- housekeeping ----------------------------------------------------------------------
     def clean_tmp(self) -> None:
         """Remove leftovers of killed builds (files whose writer process is gone)."""

@@ -76,8 +76,12 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
 
 class Remote:
     def __init__(self, spec: RemoteSpec, warn: Callable[[str], None] | None = None):
-        import fsspec
+        from ..errors import UsageError
 
+        try:
+            import fsspec
+        except ImportError:
+            raise UsageError('the remote cache needs its extra: pip install "assetbuild[remote]"') from None
         self.spec = spec
         self._warn_to = warn
         protocol = urlsplit(spec.url).scheme or "file"
@@ -86,7 +90,12 @@ class Remote:
             endpoint = os.environ.get("FSSPEC_S3_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT_URL")
             if endpoint:
                 options["endpoint_url"] = endpoint
-        self.fs, root = fsspec.core.url_to_fs(spec.url, **options)
+        try:
+            self.fs, root = fsspec.core.url_to_fs(spec.url, **options)
+        except ImportError as exc:  # e.g. gs:// without gcsfs: fsspec's message names the package
+            raise UsageError(f"remote cache {spec.shown}: {first_line(exc)}") from None
+        except (ValueError, TypeError) as exc:  # an unknown protocol, a bad storage option
+            raise UsageError(f"remote cache {spec.shown}: {first_line(exc)}") from None
         self.root = root.rstrip("/")
         self.local = "file" in (self.fs.protocol if isinstance(self.fs.protocol, tuple) else (self.fs.protocol,))
         self.down: str | None = None  # why the remote is not used any more in this build

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .. import backends
 from ..errors import UsageError
 from ..fsutil import place_file, remove_temps
 from ..manifest.model import Manifest, sidecar_file
@@ -145,10 +146,15 @@ def build(manifest: Manifest, options: Options, on_event: Event = lambda kind, d
             p.plan = result.plan = plan
             check_billing(plan, options)
             on_event("plan", plan.totals())
-            if plan.work:
+            refused = locked_takes(plan, lock) if options.locked else []
+            for failure in refused:
+                p.failures.append(failure)
+                on_event("failed", {"id": failure.id, "error": failure.error})
+            work = [i for i in plan.work if i.id not in {f.id for f in refused}]
+            if work:
                 cache.clean_tmp()
                 remove_temps(manifest.output_dir)
-                _realise(plan, cache, options, p, result, on_event, remote)
+                _realise(work, plan, cache, options, p, result, on_event, remote)
         finally:
             if remote is not None:
                 remote.close()  # the uploads under way finish
@@ -196,10 +202,19 @@ def locked_mismatch(plan: Plan, lock: Lockfile) -> list[dict[str, Any]]:
     ] + [{"id": aid, "action": "remove", "reasons": ["no longer in the manifest"]} for aid in plan.removed]
 
 
-def _realise(plan: Plan, cache: Cache, options: Options, p: publish.Publication, result: BuildResult,
-             on_event: Event, remote: Remote | None) -> None:
-    """Realise the plan's work and place each outcome in the output folder as it arrives."""
-    work = plan.work
+def locked_takes(plan: Plan, lock: Lockfile) -> list[Failure]:
+    """--locked: the takes the lockfile records that would have to be generated again by a
+    backend that does not reproduce them (neither cache has them). They fail, naming the
+    entry; an approved take is never replaced by a new one."""
+    return [Failure(i.id, Step.GENERATE, "locked take not in any cache: pull it (`assetbuild cache pull`) or "
+                                         "rebuild without --locked")
+            for i in plan.with_action(Action.GENERATE)
+            if i.id in lock.brief and not backends.get(i.asset.backend).deterministic]
+
+
+def _realise(work: list[Item], plan: Plan, cache: Cache, options: Options, p: publish.Publication,
+             result: BuildResult, on_event: Event, remote: Remote | None) -> None:
+    """Realise ``work`` and place each outcome in the output folder as it arrives."""
     owned = options.executor is None
     executor = options.executor or LocalExecutor(min(options.jobs or _cores(), len(work)))
     items = {i.id: i for i in work}
@@ -232,7 +247,8 @@ def _take(outcome: Outcome, item: Item, options: Options, p: publish.Publication
     if outcome.processed is not None and outcome.status not in (Status.PLACED, Status.FETCHED):
         result.processed += 1
         result.processed_ids.add(outcome.id)
-    failure = outcome.failure or _place(outcome, item, p.manifest.output_dir, options.copy)
+    failure = outcome.failure or (_locked_take(outcome, item, p) if options.locked else None) or _place(
+        outcome, item, p.manifest.output_dir, options.copy)
     if failure is not None:
         p.failures.append(failure)
         on_event("failed", {"id": failure.id, "error": failure.error})
@@ -241,6 +257,22 @@ def _take(outcome: Outcome, item: Item, options: Options, p: publish.Publication
     p.built[outcome.id] = outcome.processed
     p.statuses[outcome.id] = outcome.status
     on_event("asset", outcome.event(item.asset.kind, item.file))
+
+
+def _locked_take(outcome: Outcome, item: Item, p: publish.Publication) -> Failure | None:
+    """--locked: what was made must be the take the lockfile records, byte for byte. A take
+    that is not is also dropped from the local cache, so that the next build looks for the
+    locked one (in the remote cache) instead of finding this one under the same key."""
+    locked = (p.lock.entries.get(item.id) or {}).get("sha256")
+    made = outcome.processed.sha256 if outcome.processed else None
+    if locked is None or made == locked:
+        return None
+    cache = Cache(p.paths.cache)
+    cache.drop("process", item.process_key)
+    if outcome.generated:
+        cache.drop("generate", item.generate_key)
+    return Failure(item.id, Step.PROCESS, f"made again, it differs from the locked take (sha256 {str(made)[:12]} "
+                                          f"instead of {locked[:12]}); the previous output is kept")
 
 
 def _place(outcome: Outcome, item: Item, output_dir: Path, copy: bool) -> Failure | None:

@@ -31,6 +31,7 @@ class ProceduralBackend(BaseBackend):
     kinds: ClassVar[frozenset[str]] = frozenset({"ambience", "music", "sfx"})
     max_batch: ClassVar[int] = 8
     parallel: ClassVar[bool] = True
+    deterministic: ClassVar[bool] = True  # same input, same samples (tests compare bytes)
     settings: ClassVar[tuple[Field, ...]] = _SETTINGS
     # Bump whenever output changes for the same request: it is part of the cache key.
     VERSION: ClassVar[str] = "1"
