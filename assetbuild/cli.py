@@ -6,6 +6,7 @@ what it needs, so `assetbuild --help` starts fast.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import json
 import os
@@ -102,6 +103,16 @@ def _remote(m: Manifest, remote_url: str | None, no_remote: bool, remote_write: 
     return resolve(m, remote_url, no_remote, remote_write, require_remote)
 
 
+def _cluster(m: Manifest, executor: str | None, ray_address: str | None) -> str | None:
+    """None to run here; "local" for a Ray of this build's own; else a Ray cluster's address."""
+    kind = executor or m.executor
+    if kind != "ray":
+        if ray_address:
+            raise UsageError("--ray-address needs --executor ray (or [build] executor = \"ray\")")
+        return None
+    return ray_address or m.ray_address or "local"
+
+
 def model_opts(f: F) -> F:
     """--device and --allow-download, for the commands that run neural backends."""
     f = click.option("--allow-download", is_flag=True, expose_value=False,
@@ -136,13 +147,20 @@ def _load(manifest: str, quiet: bool = False, profile: str | None = None) -> Man
                    "does not allow commercial use.")
 @click.option("--max-characters", type=click.IntRange(min=0), metavar="N",
               help="Fail (exit 2) if the build would send more than N characters to a paid service.")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default=None,
+              help="Where the jobs run: this machine (local), or a Ray cluster (ray; extra [ray]). "
+                   "Default: [build] executor, else local.")
+@click.option("--ray-address", metavar="ADDRESS",
+              help="With --executor ray: the cluster (auto, ray://host:10001, host:6379). Default: [build] "
+                   "ray_address, else a Ray started here for this build.")
 @model_opts
 @remote_opts
 @profile_opt
 @cache_opt
 def build(manifest: str, locked: bool, as_json: bool, quiet: bool, jobs: int | None, copy: bool, commercial: bool,
-          max_characters: int | None, remote_url: str | None, no_remote: bool, remote_write: bool,
-          require_remote: bool, profile: str | None, cache_dir: str | None) -> None:
+          max_characters: int | None, executor: str | None, ray_address: str | None, remote_url: str | None,
+          no_remote: bool, remote_write: bool, require_remote: bool, profile: str | None,
+          cache_dir: str | None) -> None:
     """Generate, master and export every asset in MANIFEST that changed."""
     from .pipeline.run import Options
     from .pipeline.run import build as run_build
@@ -152,9 +170,12 @@ def build(manifest: str, locked: bool, as_json: bool, quiet: bool, jobs: int | N
     reporter = Reporter(quiet=quiet or as_json, stream=sys.stderr, warnings=not quiet)
     options = Options(cache_dir=Path(cache_dir) if cache_dir else None, jobs=jobs or 0, copy=copy, locked=locked,
                       commercial=commercial, max_characters=max_characters,
-                      remote=_remote(m, remote_url, no_remote, remote_write, require_remote))
+                      remote=_remote(m, remote_url, no_remote, remote_write, require_remote),
+                      cluster=_cluster(m, executor, ray_address))
     try:
-        with reporter:
+        # stdout is for the result (--json) alone: what a library prints meanwhile (Ray's worker
+        # notices) goes to stderr with the progress.
+        with reporter, contextlib.redirect_stdout(sys.stderr):
             result = run_build(m, options, reporter.event)
     except KeyboardInterrupt:
         click.echo("interrupted; finished work is cached and will be reused", err=True)

@@ -82,6 +82,9 @@ class Backend(Protocol):
     # lockfile records from a backend that is not (neural models on a GPU, a web service) is
     # never made again under --locked: it must come from a cache.
     deterministic: ClassVar[bool]
+    # GPUs one loaded instance needs on a cluster (the Ray executor places heavy models by it;
+    # 0: the CPU, a fraction: several instances share a GPU).
+    gpus: ClassVar[float]
 
     def availability(self) -> str | None:
         """None when usable here, else a one-line reason (with the install command)."""
@@ -123,6 +126,7 @@ class BaseBackend:
     billed: ClassVar[bool] = False
     uses_context: ClassVar[bool] = False
     deterministic: ClassVar[bool] = False  # unless a backend says so, a take cannot be made again
+    gpus: ClassVar[float] = 0.0
 
     def availability(self) -> str | None:
         return None

@@ -101,6 +101,7 @@ class MmsBackend(NeuralBackend):
     name: ClassVar[str] = "mms"
     kinds: ClassVar[frozenset[str]] = frozenset({"dialogue"})
     max_batch: ClassVar[int] = 8
+    gpus: ClassVar[float] = 0.25  # a small model: four share a GPU
     default_model: ClassVar[str] = DEFAULT_MODEL
     packages: ClassVar[tuple[str, ...]] = ("torch", "transformers")
     extra: ClassVar[str] = "hf"

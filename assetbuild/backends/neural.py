@@ -182,6 +182,7 @@ class NeuralBackend(BaseBackend):
     kinds: ClassVar[frozenset[str]]
     max_batch: ClassVar[int] = 8
     parallel: ClassVar[bool] = False
+    gpus: ClassVar[float] = 1.0  # on a cluster: one loaded model per GPU
     settings: ClassVar[tuple[Field, ...]] = COMMON_SETTINGS
     extra: ClassVar[str] = "hf"  # the assetbuild extra that installs what it needs
     packages: ClassVar[tuple[str, ...]] = ("torch", "transformers")

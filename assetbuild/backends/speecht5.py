@@ -111,6 +111,7 @@ class SpeechT5Backend(NeuralBackend):
     name: ClassVar[str] = "speecht5"
     kinds: ClassVar[frozenset[str]] = frozenset({"dialogue"})
     max_batch: ClassVar[int] = 8
+    gpus: ClassVar[float] = 0.25  # a small model: four share a GPU
     default_model: ClassVar[str] = DEFAULT_MODEL
     packages: ClassVar[tuple[str, ...]] = ("torch", "transformers", "sentencepiece")
     extra: ClassVar[str] = "hf"

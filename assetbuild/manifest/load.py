@@ -18,6 +18,7 @@ from ..errors import ManifestError, Problem, UsageError, did_you_mean
 from ..fields import Field
 from . import include, sequence
 from .model import (
+    BUILD_FIELDS,
     BUILTIN_DEFAULTS,
     CACHE_FIELDS,
     DEFAULT_PREFIXES,
@@ -70,7 +71,8 @@ def default_registry() -> Registry:
     return backends
 
 
-TOP_LEVEL = ("project", "defaults", "voices", "lexicon", "profiles", "export", "cache", "include", "sequence") + KINDS
+TOP_LEVEL = ("project", "defaults", "voices", "lexicon", "profiles", "export", "cache", "build", "include",
+             "sequence") + KINDS
 
 
 def derive_seed(asset_id: str) -> int:
@@ -230,9 +232,12 @@ class _Validator:
             self.overrides = (glob, kinds)
         engines, prefixes = self.export()
         remote, remote_write, remote_options = self.cache()
+        runs = self.check_fields(self.table(self.raw.get("build", {}), "[build]") or {},
+                                 {f.name: f for f in BUILD_FIELDS}, "[build]")
         manifest = Manifest(path=self.path, voices=voices, lexicon=self.lexicon, profile=self.profile_name,
                             profiles=sorted(profiles), engines=engines, prefixes=prefixes, remote=remote,
                             remote_write=remote_write, remote_options=remote_options,
+                            executor=runs.get("executor", "local"), ray_address=runs.get("ray_address"),
                             sources=list(self.sources.files), include_patterns=list(self.sources.patterns),
                             **project)
         seen: dict[str, tuple[str, str]] = {}

@@ -153,6 +153,15 @@ CACHE_FIELDS = (
           "should fill it, typically CI; `--remote-write` does the same). Default: read only.", default=False,
           stage=Stage.META),
 )
+# [build]: where the jobs run (docs/scale.md).
+BUILD_FIELDS = (
+    Field("executor", "str", "Where generation and processing run: `local` (this machine: a process pool and "
+          "one lane for heavy models) or `ray` (a Ray cluster: heavy models in actors, one per GPU; extra "
+          "`[ray]`). `--executor` overrides it.", default="local", choices=("local", "ray"), stage=Stage.META),
+    Field("ray_address", "str", "With `executor = \"ray\"`: the cluster to use (`auto`, `ray://host:10001`, "
+          "`host:6379`). Default: a Ray started on this machine for the build. `--ray-address` overrides it.",
+          min_length=1, stage=Stage.META),
+)
 # Storage options that are credentials: they belong in the environment, never in a manifest.
 SECRET_OPTIONS = frozenset({"key", "secret", "token", "password", "session_token", "aws_access_key_id",
                             "aws_secret_access_key", "aws_session_token", "account_key", "sas_token",
@@ -275,6 +284,8 @@ class Manifest:
     remote: str | None = None  # [cache] remote
     remote_write: bool = False  # [cache] remote_write
     remote_options: dict[str, Any] = field(default_factory=dict)  # [cache.options]
+    executor: str = "local"  # [build] executor
+    ray_address: str | None = None  # [build] ray_address
 
     @property
     def root(self) -> Path:

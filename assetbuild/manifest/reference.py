@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ..fields import Field
 from .model import (
+    BUILD_FIELDS,
     BUILTIN_DEFAULTS,
     CACHE_FIELDS,
     COMMON_FIELDS,
@@ -89,6 +90,7 @@ def render() -> str:
             "`[cache.options]` passes storage options to the remote's filesystem (for S3-compatible stores "
             "`endpoint_url`, `client_kwargs`, ...). Credentials are refused there: they come from the "
             "environment, profiles or instance roles.", ""]
+    out += ["### `[build]`", "", "Where the jobs run (see [scale.md](scale.md)).", "", _table(BUILD_FIELDS), ""]
     out += ["### `[voices.NAME]` and backend settings", "",
             "A voice table holds `backend` plus that backend's settings. The same settings may also be "
             "set on a single entry, or in `[defaults]`, to override the voice.", "", _table(VOICE_FIELDS), ""]

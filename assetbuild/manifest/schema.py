@@ -11,6 +11,7 @@ from typing import Any
 
 from ..fields import Field
 from .model import (
+    BUILD_FIELDS,
     CACHE_FIELDS,
     DEFAULT_PREFIXES,
     EXPORT_FIELDS,
@@ -118,6 +119,7 @@ def build_schema() -> dict[str, Any]:
                              "description": "Engine-side name prefix per kind (name = prefix + id).",
                              "properties": {k: {"type": "string", "pattern": "^" + PREFIX_PATTERN.pattern + "$",
                                                 "default": v} for k, v in DEFAULT_PREFIXES.items()}}}},
+            "build": {"type": "object", "additionalProperties": False, "properties": _props(BUILD_FIELDS)},
             "cache": {"type": "object", "additionalProperties": False, "properties": _props(CACHE_FIELDS) | {
                 "options": {"type": "object", "description": "Storage options for the remote's filesystem "
                             "(fsspec), e.g. endpoint_url; never credentials.",

@@ -43,6 +43,7 @@ class Options:
     commercial: bool = False  # refuse to build when an asset would come from a non-commercial model
     max_characters: int | None = None  # refuse a build that would bill more characters than this
     remote: RemoteSpec | None = None  # the team's remote cache (pipeline/remote.py)
+    cluster: str | None = None  # run on Ray: "local" (a Ray for this build) or a cluster's address
 
 
 @dataclass
@@ -216,7 +217,7 @@ def _realise(work: list[Item], plan: Plan, cache: Cache, options: Options, p: pu
              result: BuildResult, on_event: Event, remote: Remote | None) -> None:
     """Realise ``work`` and place each outcome in the output folder as it arrives."""
     owned = options.executor is None
-    executor = options.executor or LocalExecutor(min(options.jobs or _cores(), len(work)))
+    executor = options.executor or _executor(options, len(work))
     items = {i.id: i for i in work}
     try:
         # closing(): the jobs not yet started are cancelled however the loop ends.
@@ -286,6 +287,16 @@ def _place(outcome: Outcome, item: Item, output_dir: Path, copy: bool) -> Failur
     except OSError as exc:
         return Failure(item.id, Step.PLACE, f"cannot write {dest}: {exc.strerror or exc}")
     return None
+
+
+def _executor(options: Options, jobs: int) -> Executor:
+    """The executor a build runs its ``jobs`` in when its caller gave none."""
+    if options.cluster:
+        from .cluster import RayExecutor
+
+        address = None if options.cluster == "local" else options.cluster
+        return RayExecutor(address, options.jobs, options.remote)
+    return LocalExecutor(min(options.jobs or _cores(), jobs))
 
 
 def _cores() -> int:
