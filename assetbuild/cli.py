@@ -88,8 +88,9 @@ def remote_opts(f: F) -> F:
     """The remote cache options (docs/scale.md)."""
     f = click.option("--require-remote", is_flag=True,
                      help="Fail (exit 2) when the remote cache cannot be reached, instead of building locally.")(f)
-    f = click.option("--remote-write", is_flag=True,
-                     help="Upload what this machine builds to the remote cache (CI; default: read only).")(f)
+    f = click.option("--remote-write", is_flag=True, envvar="ASSETBUILD_REMOTE_WRITE",
+                     help="Upload what this machine builds to the remote cache (CI; default: read only; "
+                          "env ASSETBUILD_REMOTE_WRITE=1).")(f)
     f = click.option("--no-remote", is_flag=True, help="Ignore the remote cache.")(f)
     return click.option("--remote-cache", "remote_url", metavar="URL", envvar="ASSETBUILD_REMOTE_CACHE",
                         help="A remote cache the team shares (s3://bucket/prefix, file:///shared/dir, ...; "

@@ -3,6 +3,7 @@ builds, packs and verifies for real when its steps are run in a fresh checkout."
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -47,8 +48,11 @@ def test_audio_pack_workflow_builds_packs_and_verifies(tmp_path):
     for name in ("assetbuild.toml", "assetbuild.lock"):
         shutil.copy(laptop.root / name, checkout / name)
 
-    env = dict(os.environ, **{k: v.replace("${{ github.workspace }}", str(checkout))
+    github = {"${{ github.workspace }}": str(checkout), "${{ vars.ASSETBUILD_REMOTE_CACHE }}": "",
+              "${{ github.ref == 'refs/heads/main' && '1' || '' }}": ""}  # no team cache, a branch
+    env = dict(os.environ, **{k: github.get(v, v).replace("${{ github.workspace }}", str(checkout))
                               for k, v in job.get("env", {}).items()})
+    assert all("${{" not in v for v in env.values()), "an expression the test does not stand in for"
     for command in commands:  # a cold cache: the locked assets are built again
         proc = subprocess.run(["bash", "-e", "-c", command], cwd=checkout, env=env, capture_output=True, text=True)
         assert proc.returncode == 0, f"{command}\n{proc.stdout}\n{proc.stderr}"
@@ -65,3 +69,29 @@ def test_audio_pack_workflow_builds_packs_and_verifies(tmp_path):
     manifest.write_text(manifest.read_text().replace("the old forest was said", "the old wood was said"))
     proc = subprocess.run(["bash", "-e", "-c", commands[0]], cwd=checkout, env=env, capture_output=True, text=True)
     assert proc.returncode == 1 and '"forest_intro_01"' in proc.stdout and '"locked": false' in proc.stdout
+
+
+def test_audio_pack_workflow_with_a_team_cache_main_writes_and_pull_requests_read(tmp_path):
+    job, steps = _steps(REPO / "examples" / "ci" / "audio-pack.yml")
+    commands = [s["run"] for s in steps if "run" in s and "pip install" not in s["run"]]
+    laptop = Project(tmp_path, (REPO / "examples" / "forest" / "assetbuild.toml").read_text())
+    laptop.build()
+    shared = tmp_path / "team-cache"
+    summaries = {}
+    for branch, ref in (("main", "refs/heads/main"), ("pr", "refs/pull/7/merge")):
+        checkout = tmp_path / branch
+        checkout.mkdir()
+        for name in ("assetbuild.toml", "assetbuild.lock"):
+            shutil.copy(laptop.root / name, checkout / name)
+        write = "1" if ref == "refs/heads/main" else ""
+        github = {"${{ github.workspace }}": str(checkout), "${{ vars.ASSETBUILD_REMOTE_CACHE }}": f"file://{shared}",
+                  "${{ github.ref == 'refs/heads/main' && '1' || '' }}": write}
+        env = dict(os.environ, **{k: github.get(v, v).replace("${{ github.workspace }}", str(checkout))
+                                  for k, v in job.get("env", {}).items()})
+        proc = subprocess.run(["bash", "-e", "-c", commands[0]], cwd=checkout, env=env, capture_output=True,
+                              text=True)
+        assert proc.returncode == 0, proc.stderr
+        summaries[branch] = json.loads((checkout / "build-summary.json").read_text())
+    assert summaries["main"]["generated"] == summaries["main"]["assets"] and summaries["main"]["uploaded"] > 0
+    assert (summaries["pr"]["generated"], summaries["pr"]["fetched"]) == (0, summaries["pr"]["assets"])
+    assert summaries["pr"]["uploaded"] == 0

@@ -385,3 +385,24 @@ def test_locked_takes_are_never_replaced_by_new_ones(tmp_path):
     assert s["failed"] == 0 and s["generated"] == 0 and s["fetched"] == 2
     for name in ("roar", "boom", "coin"):
         assert (ci.out / "sfx" / f"{name}.wav").read_bytes() == (laptop.out / "sfx" / f"{name}.wav").read_bytes()
+
+
+def test_an_http_server_of_the_cache_folder_is_a_read_only_remote(tmp_path):
+    import functools
+    import http.server
+
+    shared = tmp_path / "shared"
+    a, b = _checkouts(tmp_path)
+    a.build("--remote-cache", f"file://{shared}", "--remote-write")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(shared))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        s = b.build("--remote-cache", url)
+        assert (s["generated"], s["fetched"]) == (0, s["assets"]) and _tree(b.out) == _tree(a.out)
+        proc = b.run("build", "--remote-cache", url, "--remote-write", check=False)
+        assert proc.returncode == 2 and "an http(s) cache is read-only" in proc.stderr
+    finally:
+        server.shutdown()

@@ -97,7 +97,13 @@ class Remote:
         except (ValueError, TypeError) as exc:  # an unknown protocol, a bad storage option
             raise UsageError(f"remote cache {spec.shown}: {first_line(exc)}") from None
         self.root = root.rstrip("/")
-        self.local = "file" in (self.fs.protocol if isinstance(self.fs.protocol, tuple) else (self.fs.protocol,))
+        protocols = self.fs.protocol if isinstance(self.fs.protocol, tuple) else (self.fs.protocol,)
+        self.local = "file" in protocols
+        # A web server lists no folders and takes no uploads: ask per key, and only read.
+        self.web = bool({"http", "https"} & set(protocols))
+        if self.web and spec.write:
+            raise UsageError(f"remote cache {spec.shown}: an http(s) cache is read-only; upload through "
+                             "the store behind it (s3://, file://, ...)")
         self.down: str | None = None  # why the remote is not used any more in this build
         self.warnings: list[str] = []
         self.known: set[str] = set()  # keys of entries known to be on the remote
@@ -122,6 +128,12 @@ class Remote:
         wanted = set(keys)
         if not wanted or self.down:
             return set()
+        if self.web:
+            present = self._map(lambda k: self._exists(self._entry_path(k)), sorted(wanted))
+            hits = {k for k, there in zip(sorted(wanted), present, strict=False) if there}
+            with self._lock:
+                self.known |= hits
+            return hits
 
         def listing(shard: str) -> list[str]:
             try:
@@ -400,4 +412,8 @@ def resolve(manifest: Any, url: str | None = None, no_remote: bool = False, writ
     problem = remote_url_problem(url)
     if problem:
         raise UsageError(f"remote cache URL {problem}")
-    return RemoteSpec(url, dict(manifest.remote_options), write or manifest.remote_write, require)
+    spec = RemoteSpec(url, dict(manifest.remote_options), write or manifest.remote_write, require)
+    if spec.write and urlsplit(url).scheme in ("http", "https"):
+        raise UsageError(f"remote cache {spec.shown}: an http(s) cache is read-only; upload through the store "
+                         "behind it (s3://, file://, ...)")
+    return spec
