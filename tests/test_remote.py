@@ -406,3 +406,24 @@ def test_an_http_server_of_the_cache_folder_is_a_read_only_remote(tmp_path):
         assert proc.returncode == 2 and "an http(s) cache is read-only" in proc.stderr
     finally:
         server.shutdown()
+
+
+@pytest.mark.parametrize("where", ["s3", "file"])
+def test_deciding_many_hits_lists_instead_of_asking_each(tmp_path, moto, bucket, where):
+    url = bucket if where == "s3" else f"file://{tmp_path / 'shared'}"
+    options = {"endpoint_url": moto} if where == "s3" else {}
+    writer = Remote(RemoteSpec(url, options, write=True))
+    cache = Cache(tmp_path / "cache")
+    sha = cache.put_bytes(b"x")
+    keys = [hashlib.sha256(f"key {i}".encode()).hexdigest() for i in range(120)]
+    for key in keys[:100]:
+        cache.put_entry("generate", key, {"audio": sha, "sample_rate": 1, "meta": {}, "blobs": [sha]})
+    writer.map(lambda k: writer.push("generate", k, cache), keys[:100])
+    reader = Remote(RemoteSpec(url, options))
+    calls = []
+    listing = reader._listing
+    reader._listing = lambda prefix: calls.append(prefix) or listing(prefix)
+    assert reader.which(keys) == set(keys[:100])
+    assert 0 < len(calls) <= (16 if where == "s3" else 256)
+    for r in (writer, reader):
+        r.close()

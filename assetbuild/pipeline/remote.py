@@ -21,6 +21,7 @@ and its backends read them from the environment, profiles or instance roles.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import os
 import threading
@@ -37,6 +38,7 @@ from .cache import Cache, entry_checksum
 
 ENV = "ASSETBUILD_REMOTE_CACHE"
 THREADS = 16  # listings, downloads and uploads at once: latency-bound, not CPU-bound
+FEW = 32  # up to this many keys are asked about one by one (in parallel) rather than listed
 
 
 class RemoteUnavailable(AssetbuildError):
@@ -101,6 +103,8 @@ class Remote:
         self.local = "file" in protocols
         # A web server lists no folders and takes no uploads: ask per key, and only read.
         self.web = bool({"http", "https"} & set(protocols))
+        # An object store lists every key under a prefix in pages (s3fs, gcsfs, adlfs take one).
+        self.store = not self.local and not self.web and "prefix" in inspect.signature(self.fs.find).parameters
         if self.web and spec.write:
             raise UsageError(f"remote cache {spec.shown}: an http(s) cache is read-only; upload through "
                              "the store behind it (s3://, file://, ...)")
@@ -123,31 +127,39 @@ class Remote:
 
     # -- reading ---------------------------------------------------------------------------
     def which(self, keys: Iterable[str]) -> set[str]:
-        """The keys among ``keys`` that have an entry on the remote: one listing per shard, in
-        parallel, never one request per key."""
+        """The keys among ``keys`` that have an entry on the remote. A few are asked about one by
+        one; more are found by listing (16 prefixes in parallel on an object store, the shard
+        folders elsewhere), so a big build costs listings, not a request per key."""
         wanted = set(keys)
         if not wanted or self.down:
             return set()
-        if self.web:
+        if self.web or len(wanted) <= FEW:  # a few keys, or a server that lists nothing: ask each
             present = self._map(lambda k: self._exists(self._entry_path(k)), sorted(wanted))
             hits = {k for k, there in zip(sorted(wanted), present, strict=False) if there}
-            with self._lock:
-                self.known |= hits
-            return hits
-
-        def listing(shard: str) -> list[str]:
-            try:
-                return list(self.fs.ls(f"{self.root}/ac/{shard}", detail=False, refresh=True))
-            except FileNotFoundError:
-                return []
-
-        found: set[str] = set()
-        for names in self._map(listing, sorted({k[:2] for k in wanted})):
-            found.update(str(n).rstrip("/").rsplit("/", 1)[-1] for n in names)
-        hits = wanted & found
+        else:
+            found: set[str] = set()
+            for names in self._map(self._listing, self._prefixes(wanted)):
+                found.update(str(n).rstrip("/").rsplit("/", 1)[-1] for n in names)
+            hits = wanted & found
         with self._lock:
             self.known |= hits
         return hits
+
+    def _prefixes(self, wanted: set[str]) -> list[str]:
+        """What to list: on an object store one prefix per first hex digit (16 listings in
+        parallel, each paged by the store, whatever the number of shards); elsewhere each
+        shard folder the keys fall in."""
+        if self.store:
+            return sorted({k[0] for k in wanted})
+        return sorted({k[:2] for k in wanted})
+
+    def _listing(self, prefix: str) -> list[str]:
+        try:
+            if self.store:
+                return list(self.fs.find(f"{self.root}/ac", prefix=prefix))
+            return list(self.fs.ls(f"{self.root}/ac/{prefix}", detail=False, refresh=True))
+        except FileNotFoundError:
+            return []
 
     def entry(self, key: str) -> dict[str, Any] | None:
         """The entry ``key`` as the remote has it (checksum verified), or None."""
