@@ -31,16 +31,22 @@ def note(line):
 class Heavy(BaseBackend):
     name = "heavy"; kinds = frozenset({"sfx"}); max_batch = 2; parallel = False; gpus = 1.0
     deterministic = True
+    slow = True  # the first batch of each process takes HEAVY_SECONDS (a window to kill it in)
     def fingerprint(self, request): return {"backend": self.name, "version": 1}
-    def load(self): note("load")
+    def load(self): note(f"load {self.name}")
     def generate(self, requests):
-        note(f"generate {len(requests)}")
-        time.sleep(float(os.environ.get("HEAVY_SECONDS", "0")))
+        note(f"generate {len(requests)} {self.name}")
+        if Heavy.slow:
+            Heavy.slow = False
+            time.sleep(float(os.environ.get("HEAVY_SECONDS", "0")))
         out = []
         for r in requests:
             t = np.arange(4800) / 48000
             out.append(Result((0.2 * np.sin(2 * np.pi * (200 + r.seed % 400) * t)).astype(np.float32), 48000))
         return out
+
+class Other(Heavy):
+    name = "other"
 """
 
 HEAVY_MANIFEST = '[project]\nname = "heavy"\n\n' + "".join(f'[[sfx]]\nid = "hum_{i:02d}"\nprompt = "hum {i}"\nbackend = "heavy"\n\n' for i in range(12))
@@ -72,7 +78,8 @@ def _ray_home(root: Path) -> dict[str, str]:
 def cluster(tmp_path_factory):
     """Two nodes, two logical GPUs on the head; the heavy plugin on every worker's path."""
     root = tmp_path_factory.mktemp("ray")
-    env = {**_ray_home(root), **plugin_site(root, "heavyplugin", HEAVY, {"heavy": "heavyplugin:Heavy"}),
+    env = {**_ray_home(root), **plugin_site(root, "heavyplugin", HEAVY, {"heavy": "heavyplugin:Heavy",
+                                                                         "other": "heavyplugin:Other"}),
            "HEAVY_LOG": str(root / "heavy.log")}
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
@@ -147,12 +154,13 @@ def test_a_killed_actor_is_restarted_and_its_batch_retried(tmp_path, cluster):
     t = threading.Thread(target=kill_first_batch)
     t.start()
     proc = p.run("build", "--json", "--executor", "ray", "--ray-address", c.address,
-                 env={**env, "HEAVY_SECONDS": "1.0"})
+                 env={**env, "HEAVY_SECONDS": "5.0"})
     t.join()
     s = json.loads(proc.stdout)
     assert killed and s["failed"] == 0 and s["generated"] == 12, proc.stderr
     loads = [pid for what, *_, pid in _log(env) if what == "load"]
     assert len(loads) == 3 and str(killed[0]) in loads  # the dead one was started again, once
+    assert len(set(loads)) == 3
     assert _tree(p.out) == _tree(_built_locally(tmp_path, env))
 
 
@@ -175,3 +183,22 @@ def test_with_a_writable_remote_generated_audio_does_not_pass_through_the_driver
     stages = [json.loads(f.read_text())["stage"] for f in (shared / "ac").rglob("*") if f.is_file()]
     assert stages.count("generate") == 12 and stages.count("process") == 12
     assert _tree(p.out) == _tree(_built_locally(tmp_path, env))
+
+
+def test_two_heavy_backends_take_turns_on_the_gpus(tmp_path, cluster):
+    """Each would fill both GPUs with its actors: the second waits for the first to finish and
+    free them, instead of both holding some and waiting for the rest for ever."""
+    c, env = cluster
+    Path(env["HEAVY_LOG"]).unlink(missing_ok=True)
+    text = HEAVY_MANIFEST + "".join(f'[[sfx]]\nid = "buzz_{i}"\nprompt = "buzz {i}"\nbackend = "other"\n\n'
+                                    for i in range(6))
+    p = _project(tmp_path / "game", text)
+    proc = p.run("build", "--json", "--executor", "ray", "--ray-address", c.address, env=env, check=False)
+    s = json.loads(proc.stdout)
+    assert s["failed"] == 0 and s["generated"] == 18
+    log = _log(env)
+    names = [rest[-1] for what, *rest, _ in log if what in ("load", "generate")]
+    first = names[0]
+    switch = next(i for i, n in enumerate(names) if n != first)
+    assert set(names[switch:]) == {names[switch]}  # one backend's work, then the other's
+    assert [what for what, *rest in log if what == "load"].count("load") == 4  # two actors each

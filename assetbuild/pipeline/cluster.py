@@ -25,12 +25,13 @@ import tempfile
 import threading
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, TypeVar
 
 from .. import backends
-from ..errors import UsageError
+from ..errors import UsageError, first_line
 from ..records import Processed
 from . import worker
 from .cache import Cache
@@ -97,7 +98,10 @@ def _process_task(inputs: Bundle | None, read: RemoteSpec | None, write: RemoteS
         Remote(read).fetch(job.generate_key, cache)  # a miss: process raises CacheMiss
     processed = worker.process(str(cache.root), job)
     if write is not None:
-        Remote(write).push("process", job.process_key, cache)
+        try:
+            Remote(write).push("process", job.process_key, cache)
+        except Exception:  # an upload is never a failed job: the driver has the bundle
+            pass
     return processed, bundle_of(cache, "process", [job.process_key])
 
 
@@ -130,9 +134,12 @@ def _results(cache: Cache, jobs: list[GenerateJob], failures: list[Failure | Non
     results to the remote cache, else the results themselves."""
     done = [j.key for j, f in zip(jobs, failures, strict=True) if f is None]
     if write is not None:
-        remote = Remote(write)
-        if all(remote.push("generate", key, cache) for key in done) and not remote.down:
-            return None
+        try:
+            remote = Remote(write)
+            if all(remote.push("generate", key, cache) for key in done) and not remote.down:
+                return None
+        except Exception:  # the upload failed: the results go back to the driver instead
+            pass
     return bundle_of(cache, "generate", done)
 
 
@@ -152,19 +159,28 @@ class RayExecutor:
         self._owned = False
         if not ray.is_initialized():
             quiet: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.ERROR}  # we report, not Ray
-            if address:
-                ray.init(address=address, **quiet)
-            else:  # a Ray of our own for this build, on loopback, telling nobody about it
-                os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-                ray.init(num_cpus=workers or None, include_dashboard=False, _node_ip_address="127.0.0.1", **quiet)
+            try:
+                if address:
+                    ray.init(address=address, **quiet)
+                else:  # a Ray of our own for this build, on loopback, telling nobody about it
+                    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+                    ray.init(num_cpus=workers or None, include_dashboard=False, _node_ip_address="127.0.0.1",
+                             **quiet)
+            except Exception as exc:  # a wrong address, a cluster that is down or of another Ray version
+                where = f"the Ray cluster at {address}" if address else "a Ray on this machine"
+                raise UsageError(f"--executor ray: cannot start or reach {where}: {first_line(exc)}") from None
             self._owned = True
         resources = ray.cluster_resources()
         self._workers = max(1, int(resources.get("CPU", 1)))
-        self._gpus = float(resources.get("GPU", 0.0))
         self._read = remote
         self._write = remote if remote is not None and remote.write else None
         self._lanes: dict[str, _Lane] = {}
+        self._active: str | None = None  # the heavy backend whose actors hold the GPUs now
+        self._parked: deque[tuple[str, list[GenerateJob], bool, Future[Any]]] = deque()  # the others' batches
         self._lock = threading.Lock()
+        # Ray calls back from its own event-loop thread, which must not wait on Ray: what a
+        # finished batch sets off (the next batch, a new actor, the next backend) runs here.
+        self._control = ThreadPoolExecutor(1, thread_name_prefix="assetbuild-ray")
         options = {"max_retries": RETRIES}
         self._generate = ray.remote(_generate_task).options(num_cpus=1, **options)
         self._process = ray.remote(_process_task).options(num_cpus=1, **options)
@@ -185,7 +201,7 @@ class RayExecutor:
 
         if backends.get(backend).parallel:
             return _chain(self._generate.remote(backend, jobs, self._write).future(), take)
-        return _chain(self._lane(backend).submit(jobs, urgent), take)
+        return _chain(self._heavy(backend, jobs, urgent), take)
 
     def process(self, cache_root: str, job: ProcessJob) -> Future[Processed]:
         cache = Cache(cache_root)
@@ -200,53 +216,104 @@ class RayExecutor:
         return _chain(self._process.remote(inputs, self._read, self._write, job).future(), take)
 
     def actors(self, backend: str) -> list[Any]:
-        """The actors serving ``backend`` (for tests and diagnostics)."""
-        lane = self._lanes.get(backend)
-        return list(lane.actors) if lane else []
+        """The actors serving ``backend`` now (for tests and diagnostics)."""
+        with self._lock:
+            lane = self._lanes.get(backend)
+            return list(lane.actors) if lane else []
 
     def release(self) -> None:
         """Stop the model actors (their GPU memory is freed); the next batch starts new ones."""
         with self._lock:
-            lanes, self._lanes = self._lanes, {}
+            lanes, self._lanes, self._active = self._lanes, {}, None
+            parked, self._parked = self._parked, deque()
+        for _, _, _, future in parked:
+            future.cancel()
         for lane in lanes.values():
             lane.stop()
 
     def shutdown(self, kill: bool = False) -> None:
         self.release()
+        self._control.shutdown(wait=True)
         if self._owned:
             self._ray.shutdown()
 
-    def _lane(self, backend: str) -> _Lane:
+    # -- heavy models, one backend's actors at a time ------------------------------------------
+    def _heavy(self, backend: str, jobs: list[GenerateJob], urgent: bool) -> Future[Any]:
+        """One heavy backend holds the cluster's GPUs at a time (as one model at a time holds
+        a machine's): batches for another wait until its batches are done and its actors gone.
+        Two backends sharing the GPUs could each hold some and wait for the rest for ever."""
+        future: Future[Any] = Future()
         with self._lock:
-            lane = self._lanes.get(backend)
-            if lane is None:
-                gpus = float(backends.get(backend).gpus)
-                # One actor per GPU of the size the backend asks for; without a GPU for it, one
-                # actor on the CPU (a model that would not fit is the backend's to report).
-                count = int(self._gpus // gpus) if gpus and self._gpus >= gpus else 1
-                per = gpus if gpus and self._gpus >= gpus else 0.0
-                actor = self._ray.remote(ModelActor).options(num_gpus=per, num_cpus=0 if per else 1,
-                                                             max_restarts=RETRIES, max_task_retries=RETRIES)
-                lane = self._lanes[backend] = _Lane([actor.remote(backend, self._write) for _ in range(count)])
-            return lane
+            if self._active not in (None, backend):
+                self._parked.append((backend, jobs, urgent, future))
+                return future
+            lane = self._start(backend)
+        lane.submit(jobs, urgent, future)
+        return future
+
+    def _start(self, backend: str) -> _Lane:
+        """The lane for ``backend`` (under the lock), started with its actors if need be."""
+        self._active = backend
+        lane = self._lanes.get(backend)
+        if lane is None:
+            gpus = float(backends.get(backend).gpus)
+            count = _fitting(self._ray.nodes(), gpus)
+            # Without a GPU for it, one actor on the CPU that reserves none: processing tasks
+            # must always find a CPU (a model that would not fit is the backend's to report).
+            per = gpus if count else 0.0
+            actor = self._ray.remote(ModelActor).options(num_gpus=per, num_cpus=0, max_restarts=RETRIES,
+                                                         max_task_retries=RETRIES)
+            lane = self._lanes[backend] = _Lane(lambda: actor.remote(backend, self._write), max(count, 1),
+                                                self._idle, self._control.submit)
+        return lane
+
+    def _idle(self, lane: _Lane) -> None:
+        """A lane has nothing queued or running: free its GPUs for the next backend waiting."""
+        with self._lock:
+            if not self._parked or self._lanes.get(str(self._active)) is not lane or not lane.drained:
+                return
+            del self._lanes[str(self._active)]
+            backend = self._parked[0][0]
+            batches = [item for item in self._parked if item[0] == backend]
+            self._parked = deque(item for item in self._parked if item[0] != backend)
+            nxt = self._start(backend)
+        lane.stop()
+        for _, jobs, urgent, future in batches:
+            nxt.submit(jobs, urgent, future)
+
+
+def _fitting(nodes: list[dict[str, Any]], gpus: float) -> int:
+    """How many instances of ``gpus`` GPUs fit on the cluster's live nodes, node by node."""
+    if gpus <= 0:
+        return 0
+    return sum(int(float(n.get("Resources", {}).get("GPU", 0.0)) // gpus + 1e-9) for n in nodes if n.get("Alive"))
 
 
 class _Lane:
-    """Batches for one heavy backend, each to the next idle actor (urgent ones first)."""
+    """Batches for one heavy backend, each to the next idle actor (urgent ones first). An actor
+    that is gone for good (its restarts used up) is replaced, a bounded number of times, and
+    its batch sent again."""
 
-    def __init__(self, actors: list[Any]):
-        self.actors = actors
-        self._idle = deque(actors)
-        self._queue: list[tuple[int, int, list[GenerateJob], Future[Any]]] = []
+    def __init__(self, new_actor: Callable[[], Any], count: int, on_idle: Callable[[_Lane], None],
+                 later: Callable[..., Any]):
+        self._new_actor, self._on_idle, self._later = new_actor, on_idle, later
+        self.actors = [new_actor() for _ in range(count)]
+        self._idle = deque(self.actors)
+        self._queue: list[tuple[int, int, list[GenerateJob], Future[Any], int]] = []
         self._order = itertools.count()
+        self._running = 0
+        self._replacements = RETRIES * count
         self._lock = threading.Lock()
 
-    def submit(self, jobs: list[GenerateJob], urgent: bool) -> Future[Any]:
-        future: Future[Any] = Future()
+    @property
+    def drained(self) -> bool:
         with self._lock:
-            heapq.heappush(self._queue, (0 if urgent else 1, next(self._order), jobs, future))
+            return not self._queue and not self._running
+
+    def submit(self, jobs: list[GenerateJob], urgent: bool, future: Future[Any], tries: int = 0) -> None:
+        with self._lock:
+            heapq.heappush(self._queue, (0 if urgent else 1, next(self._order), jobs, future, tries))
         self._dispatch()
-        return future
 
     def _dispatch(self) -> None:
         while True:
@@ -254,37 +321,56 @@ class _Lane:
                 if not self._idle or not self._queue:
                     return
                 actor = self._idle.popleft()
-                _, _, jobs, future = heapq.heappop(self._queue)
-            if not future.set_running_or_notify_cancel():  # cancelled while queued
+                priority, _, jobs, future, tries = heapq.heappop(self._queue)
+                self._running += 1
+            if not future.running() and not future.set_running_or_notify_cancel():  # cancelled while queued
                 with self._lock:
                     self._idle.appendleft(actor)
+                    self._running -= 1
                 continue
             ref = actor.generate.remote(jobs)
-            ref.future().add_done_callback(lambda done, a=actor, f=future: self._finished(a, f, done))
+            step = partial(self._finished, actor, jobs, future, tries, priority == 0)
+            ref.future().add_done_callback(lambda done, step=step: self._later(step, done))
 
-    def _finished(self, actor: Any, future: Future[Any], done: Future[Any]) -> None:
+    def _finished(self, actor: Any, jobs: list[GenerateJob], future: Future[Any], tries: int, urgent: bool,
+                  done: Future[Any]) -> None:
+        from ray.exceptions import RayActorError
+
+        error = done.exception()
         with self._lock:
-            self._idle.append(actor)
-        _settle(future, done)
+            self._running -= 1
+            if isinstance(error, RayActorError):  # gone for good: a new one, if we may
+                self.actors.remove(actor)
+                if self._replacements > 0:
+                    self._replacements -= 1
+                    fresh = self._new_actor()
+                    self.actors.append(fresh)
+                    self._idle.append(fresh)
+                retry = tries < RETRIES and bool(self.actors)
+            else:
+                self._idle.append(actor)
+                retry = False
+        if retry:
+            self.submit(jobs, urgent, future, tries + 1)
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(done.result())
         self._dispatch()
+        if self.drained:
+            self._on_idle(self)
 
     def stop(self) -> None:
         import ray
 
         with self._lock:
             queued, self._queue = self._queue, []
-        for _, _, _, future in queued:
+            actors = list(self.actors)
+        for _, _, _, future, _ in queued:
             future.cancel()
-        for actor in self.actors:
+        for actor in actors:
             ray.kill(actor)
-
-
-def _settle(future: Future[Any], done: Future[Any]) -> None:
-    """Give ``future`` the result or the exception of ``done``."""
-    try:
-        future.set_result(done.result())
-    except BaseException as exc:
-        future.set_exception(exc)
 
 
 def _chain(source: Future[Any], then: Callable[[Any], T]) -> Future[T]:

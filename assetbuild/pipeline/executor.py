@@ -223,6 +223,41 @@ class LocalExecutor:
         return ProcessPoolExecutor(self._workers, context, initializer=_warm_worker, initargs=(self._warm,))
 
 
+class Lazy:
+    """An executor made when the first job needs it (starting a Ray cluster costs seconds: a
+    build that only fetches and places from caches should not pay them)."""
+
+    def __init__(self, make: Callable[[], Executor], workers: int):
+        self._make, self._workers = make, workers
+        self._real: Executor | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def workers(self) -> int:
+        return self._real.workers if self._real is not None else self._workers
+
+    def _get(self) -> Executor:
+        with self._lock:
+            if self._real is None:
+                self._real = self._make()
+            return self._real
+
+    def generate(self, cache_root: str, backend: str, jobs: list[GenerateJob],
+                 urgent: bool = False) -> Future[list[Failure | None]]:
+        return self._get().generate(cache_root, backend, jobs, urgent)
+
+    def process(self, cache_root: str, job: ProcessJob) -> Future[Processed]:
+        return self._get().process(cache_root, job)
+
+    def release(self) -> None:
+        if self._real is not None:
+            self._real.release()
+
+    def shutdown(self, kill: bool = False) -> None:
+        if self._real is not None:
+            self._real.shutdown(kill)
+
+
 def _terminate(pool: ProcessPoolExecutor) -> None:
     """Terminate a pool's workers (idle ones, or an interrupted build's)."""
     terminate = getattr(pool, "terminate_workers", None)  # Python 3.14

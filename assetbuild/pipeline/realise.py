@@ -19,7 +19,7 @@ import math
 import queue
 import time
 from collections import deque
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -33,28 +33,32 @@ from .cache import Cache
 from .executor import Executor
 from .outcome import Action, Failure, Outcome, Status, Step
 from .plan import Item
-from .remote import Remote
+from .remote import Remote, RemoteUnavailable
 from .worker import GenerateJob, process_job_for
 
 
 def realise(items: list[Item], cache: Cache, executor: Executor, sample_rate: int,
-            deadline: float | None = None, urgent: bool = False,
-            remote: Remote | None = None) -> Generator[Outcome, None, None]:
+            deadline: float | None = None, urgent: bool = False, remote: Remote | None = None,
+            may_generate: Callable[[Item], str | None] | None = None) -> Generator[Outcome, None, None]:
     """Realise ``items`` (none of them fresh), yielding one outcome per item as each finishes.
 
     ``deadline`` (a ``time.monotonic()`` value): past it, raise TimeoutError and leave the jobs
     under way to finish into the cache. ``urgent``: someone is waiting (a server request), so
     its heavy batches go before those a build queued. ``remote``: the remote cache, for items
     the plan found there (fetched into ``cache`` first; a miss falls back to making them).
+    ``may_generate``: asked before an item the plan did not mean to generate is generated
+    after all (a fall-back); a reason it may not (``--locked``, ``--max-characters``) fails it.
     Closing the iterator early (or Ctrl-C) cancels the jobs not yet started.
     """
-    return _Realiser(cache, executor, sample_rate, urgent, remote).run(items, deadline)
+    return _Realiser(cache, executor, sample_rate, urgent, remote, may_generate).run(items, deadline)
 
 
 class _Realiser:
-    def __init__(self, cache: Cache, executor: Executor, sample_rate: int, urgent: bool, remote: Remote | None):
+    def __init__(self, cache: Cache, executor: Executor, sample_rate: int, urgent: bool, remote: Remote | None,
+                 may_generate: Callable[[Item], str | None] | None):
         self.cache, self.executor, self.sample_rate, self.urgent = cache, executor, sample_rate, urgent
-        self.remote = remote
+        self.remote, self.may_generate = remote, may_generate
+        self.planned: dict[str, Action] = {}
         self.fetching: dict[Future[Any], str] = {}  # a fetch under way -> the stage it fetches
         self.fetched: set[str] = set()
         self.root = str(cache.root)
@@ -71,6 +75,7 @@ class _Realiser:
         timed_out = False
         try:
             self.stage = {i.id: i.action for i in items}
+            self.planned = dict(self.stage)
             for item in items:
                 if item.action == Action.FETCH:
                     self.submit_fetch(item, "process")
@@ -108,6 +113,12 @@ class _Realiser:
     def submit_generate(self, items: list[Item]) -> None:
         groups: dict[tuple[str, bytes], list[Item]] = {}
         for item in items:
+            refusal = None
+            if self.planned.get(item.id) != Action.GENERATE and self.may_generate is not None:
+                refusal = self.may_generate(item)
+            if refusal:
+                self.fail(item, Failure(item.id, Step.GENERATE, refusal))
+                continue
             self.stage[item.id] = Action.GENERATE
             # Takes made by pitch/gain variation share one generated sound: generate it once.
             if item.generate_key in self.waiting:
@@ -166,7 +177,9 @@ class _Realiser:
             stage, item = self.fetching.pop(future), items[0]
             try:
                 got = future.result()
-            except Exception:  # the remote failed outright (--require-remote): make it here
+            except RemoteUnavailable:  # --require-remote: the build stops, nothing is made here
+                raise
+            except Exception:  # something unforeseen in the download: make it here
                 got = None
             if got != stage:
                 self.fall_back(item, stage)

@@ -20,6 +20,7 @@ and its backends read them from the environment, profiles or instance roles.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import inspect
 import json
@@ -62,11 +63,11 @@ class RemoteSpec:
 
 
 def redact(url: str) -> str:
-    """``url`` without any user name or password in it, for messages."""
+    """``url`` without any user name, password or query in it, for messages."""
     parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
+    if parts.username is None and parts.password is None and not parts.query:
         return url
-    return urlunsplit(parts._replace(netloc=parts.hostname or ""))
+    return urlunsplit(parts._replace(netloc=parts.hostname or "", query=""))
 
 
 # Defaults per protocol, under the user's options: a remote that has gone away must cost
@@ -87,7 +88,7 @@ class Remote:
         self.spec = spec
         self._warn_to = warn
         protocol = urlsplit(spec.url).scheme or "file"
-        options = {**_DEFAULTS.get(protocol, {}), **spec.options}
+        options = _merged(_DEFAULTS.get(protocol, {}), spec.options)
         if protocol == "s3" and "endpoint_url" not in options:
             endpoint = os.environ.get("FSSPEC_S3_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT_URL")
             if endpoint:
@@ -108,9 +109,12 @@ class Remote:
         if self.web and spec.write:
             raise UsageError(f"remote cache {spec.shown}: an http(s) cache is read-only; upload through "
                              "the store behind it (s3://, file://, ...)")
-        self.down: str | None = None  # why the remote is not used any more in this build
+        self.down: str | None = None  # why the remote is not read any more in this build
+        self.write_down: str | None = None  # why nothing more is uploaded (reading goes on)
         self.warnings: list[str] = []
-        self.known: set[str] = set()  # keys of entries known to be on the remote
+        self.known: set[str] = set()  # keys of entries known to be on the remote, intact
+        self.bad_blobs: set[str] = set()  # blobs found corrupt or missing there: uploads repair them
+        self.conflicts: list[tuple[str, str]] = []  # (stage, key): another writer's different result won
         self.fetched = 0  # entries downloaded
         self.fetched_bytes = 0
         self.uploaded = 0  # entries uploaded
@@ -129,21 +133,31 @@ class Remote:
     def which(self, keys: Iterable[str]) -> set[str]:
         """The keys among ``keys`` that have an entry on the remote. A few are asked about one by
         one; more are found by listing (16 prefixes in parallel on an object store, the shard
-        folders elsewhere), so a big build costs listings, not a request per key."""
-        wanted = set(keys)
+        folders elsewhere), unless the remote is so big that listing it would cost more
+        requests than asking: the cost follows the build's size, not the remote's."""
+        wanted = sorted(set(keys))
         if not wanted or self.down:
             return set()
-        if self.web or len(wanted) <= FEW:  # a few keys, or a server that lists nothing: ask each
-            present = self._map(lambda k: self._exists(self._entry_path(k)), sorted(wanted))
-            hits = {k for k, there in zip(sorted(wanted), present, strict=False) if there}
+        # 16 listings in parallel take about pages/16 rounds; asking each key, len(wanted)/16.
+        if self.web or len(wanted) <= FEW or (self.store and self._pages(wanted[0]) > len(wanted)):
+            present = self._map(lambda k: self._exists(self._entry_path(k)), wanted)
+            hits = {k for k, there in zip(wanted, present, strict=False) if there}
         else:
             found: set[str] = set()
-            for names in self._map(self._listing, self._prefixes(wanted)):
+            for names in self._map(self._listing, self._prefixes(set(wanted))):
                 found.update(str(n).rstrip("/").rsplit("/", 1)[-1] for n in names)
-            hits = wanted & found
+            hits = set(wanted) & found
         with self._lock:
             self.known |= hits
         return hits
+
+    def _pages(self, sample: str) -> float:
+        """About how many listing pages (1,000 keys each) 16 prefix listings would take, from
+        the size of one shard folder."""
+        try:
+            return 256 * len(self.fs.ls(f"{self.root}/ac/{sample[:2]}", detail=False, refresh=True)) / 1000
+        except FileNotFoundError:
+            return 0.0
 
     def _prefixes(self, wanted: set[str]) -> list[str]:
         """What to list: on an object store one prefix per first hex digit (16 listings in
@@ -177,6 +191,7 @@ class Remote:
         except (ValueError, KeyError, AttributeError, TypeError):
             pass
         self.warn(f"remote cache entry {key[:12]} is corrupt; ignored")
+        self._forget(key)
         return None
 
     def fetch(self, key: str, cache: Cache) -> str | None:
@@ -193,9 +208,11 @@ class Remote:
             if data is None:
                 if not self.down:
                     self.warn(f"remote cache entry {key[:12]} names blob {sha[:12]}, which is not there; ignored")
+                    self._forget(key, sha)
                 return None
             if hashlib.sha256(data).hexdigest() != sha:
                 self.warn(f"remote cache blob {sha[:12]} does not match its sha256; ignored")
+                self._forget(key, sha)
                 return None
             cache.put_bytes(data)
             size += len(data)
@@ -220,10 +237,20 @@ class Remote:
 
         return sum(self._map(size, list(keys)))
 
+    def _forget(self, key: str, sha: str | None = None) -> None:
+        """What was found broken: not known to be intact, and repaired by the next upload."""
+        with self._lock:
+            self.known.discard(key)
+            if sha is not None:
+                self.bad_blobs.add(sha)
+
     # -- writing ---------------------------------------------------------------------------
     def push(self, stage: str, key: str, cache: Cache) -> bool:
-        """Upload the local entry ``key`` and its blobs (blobs first; nothing already there is
-        sent again). False when the local cache has no such entry."""
+        """Upload the local entry ``key`` and its blobs: every blob before the entry, those there
+        already not sent again unless they were found broken. False when the local cache has
+        no such entry. When another writer's entry for the key is there with other outputs
+        (a backend that does not reproduce its takes), theirs stands and the key is noted in
+        :attr:`conflicts`."""
         if self.down or key in self.known:
             return True
         local = cache.get_entry(stage, key)
@@ -236,24 +263,50 @@ class Remote:
                 return False
             sizes[sha] = blob.stat().st_size
             path = self._blob_path(sha)
-            if not self._exists(path):
+            if sha in self.bad_blobs:  # named by its content: overwriting with it can only repair
+                self._put(path, blob.read_bytes())
+                with self._lock:
+                    self.bad_blobs.discard(sha)
+            elif not self._exists(path):
                 self._create(path, blob.read_bytes())
         body = {k: v for k, v in local.items() if k != "checksum"}
         body.update(stage=stage, key=key, sizes=sizes)
         body["checksum"] = entry_checksum(body)
         created = self._create(self._entry_path(key), json.dumps(body, sort_keys=True, indent=1).encode())
+        if not created:
+            theirs = self.entry(key)
+            mine = "file" if stage == "process" else "audio"
+            if theirs is not None and theirs.get(mine) != local.get(mine):
+                with self._lock:
+                    self.conflicts.append((stage, key))
         with self._lock:
             self.known.add(key)
             self.uploaded += int(created)
         return True
 
-    def submit_push(self, stage: str, key: str, cache: Cache) -> None:
-        """Upload in the background; :meth:`finish` waits. A failure is a warning."""
-        if not self.spec.write or self.down or key in self.known:
-            return
-        future = self._pool.submit(self._guarded, self.push, stage, key, cache)
+    def submit_push(self, stage: str, key: str, cache: Cache) -> Future[None] | None:
+        """Upload in the background; :meth:`finish` waits. A failure is a warning, and stops
+        the uploads (reading goes on)."""
+        if not self.spec.write or self.down or self.write_down or key in self.known:
+            return None
+        future = self._pool.submit(self._uploading, stage, key, cache)
         with self._lock:
             self._uploads.append(future)
+        return future
+
+    def _uploading(self, stage: str, key: str, cache: Cache) -> None:
+        if self.write_down:
+            return
+        try:
+            self.push(stage, key, cache)
+        except Exception as exc:  # denied, throttled, gone: never a failed build
+            with self._lock:
+                first = self.write_down is None
+                if first:
+                    self.write_down = first_line(exc)
+            if first:
+                self.warn(f"uploading to the remote cache {self.spec.shown} failed ({self.write_down}); "
+                          "nothing more is uploaded in this build")
 
     def finish(self) -> None:
         """Wait for the uploads under way."""
@@ -269,22 +322,26 @@ class Remote:
     def gc(self, keep: set[str], older_than: float, delete: bool = False) -> tuple[int, int, int]:
         """Entries whose key is not in ``keep`` and blobs no kept entry names, both last written
         more than ``older_than`` seconds ago (what a build under way just uploaded stays).
-        Returns (entries, blobs, bytes) removed, or that would be without ``delete``."""
+        Returns (entries, blobs, bytes) removed, or that would be without ``delete``. Nothing is
+        removed unless every kept entry could be read (it names the blobs to keep)."""
         cutoff = time.time() - older_than
         entries = self.objects("ac")
         blobs = self.objects("cas")
         gone = {key for key, (_, _, stamp) in entries.items() if key not in keep and stamp < cutoff}
         kept = [key for key in entries if key not in gone]
         named: set[str] = set()
-        for body in self.map(self.entry, kept):
-            if body is None and self.down:
-                raise RemoteUnavailable(f"remote cache {self.spec.shown} failed during gc: {self.down}")
-            named.update((body or {}).get("blobs", []))
+        bodies = self._map(self.entry, kept)
+        unread = sum(1 for b in bodies if b is None) + len(kept) - len(bodies)
+        if unread:
+            raise GcRefused(f"{unread} of the entries to keep in {self.spec.shown} could not be read; nothing "
+                            "was removed (they name the blobs to keep)")
+        for body in bodies:
+            named.update(body.get("blobs", []))
         orphans = {sha for sha, (_, _, stamp) in blobs.items() if sha not in named and stamp < cutoff}
         size = sum(entries[k][1] for k in gone) + sum(blobs[b][1] for b in orphans)
         if delete:  # entries first: an entry never names a blob that is gone
-            self.map(self.fs.rm_file, [entries[k][0] for k in sorted(gone)])
-            self.map(self.fs.rm_file, [blobs[b][0] for b in sorted(orphans)])
+            self._map(self.fs.rm_file, [entries[k][0] for k in sorted(gone)])
+            self._map(self.fs.rm_file, [blobs[b][0] for b in sorted(orphans)])
         return len(gone), len(orphans), size
 
     def objects(self, prefix: str) -> dict[str, tuple[str, int, float]]:
@@ -311,14 +368,15 @@ class Remote:
             self._warn_to(message)
 
     def _gone(self, exc: BaseException) -> None:
-        """The remote failed: use it no further (one warning), or raise with ``require``."""
+        """Reading failed: use the remote no further (one warning), or with ``require`` raise,
+        every time."""
         with self._lock:
             first = self.down is None
             if first:
                 self.down = first_line(exc)
+        if self.spec.require:
+            raise RemoteUnavailable(f"remote cache {self.spec.shown} cannot be reached: {self.down}") from exc
         if first:
-            if self.spec.require:
-                raise RemoteUnavailable(f"remote cache {self.spec.shown} cannot be reached: {self.down}") from exc
             self.warn(f"remote cache {self.spec.shown} cannot be reached ({self.down}); building locally")
 
     def _guarded(self, fn: Callable[..., Any], *args: Any) -> Any:
@@ -340,9 +398,13 @@ class Remote:
         for future in futures:
             try:
                 out.append(future.result())
+            except RemoteUnavailable:
+                raise
             except Exception as exc:
-                self._gone(exc)
-                return []
+                for rest in futures:
+                    rest.cancel()
+                self._gone(exc)  # raises with require
+                return out
         return out
 
     def _read(self, path: str) -> bytes | None:
@@ -381,6 +443,35 @@ class Remote:
             return True
         except FileExistsError:  # another writer won: its entry stands
             return False
+        except OSError as exc:
+            if exc.errno == errno.EBUSY:  # S3's 409: a conditional write racing another on the key
+                return False
+            raise
+
+    def _put(self, path: str, data: bytes) -> None:
+        """Write ``data`` at ``path``, over what is there (only for blobs: named by content)."""
+        if self.local:
+            target = self.fs._strip_protocol(path)
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            tmp = f"{target}.{uuid.uuid4().hex}.tmp"
+            with open(tmp, "wb") as f:
+                f.write(data)
+            os.replace(tmp, target)
+            return
+        self.fs.pipe_file(path, data)
+
+
+class GcRefused(AssetbuildError):
+    """``cache gc --remote`` could not read what it must keep, so it removed nothing."""
+
+
+def _merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """``over`` on top of ``base``, tables merged key by key (a user's ``config_kwargs`` keeps
+    the default timeouts it does not set)."""
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = _merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
 
 
 def spec_from(url: str | None, options: dict[str, Any] | None = None, write: bool = False,

@@ -7,8 +7,10 @@ after the assets is publishing's (:mod:`.publish`). A failing asset never stops 
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
+from collections.abc import Set as AbstractSet
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,9 +20,10 @@ from .. import backends
 from ..errors import UsageError
 from ..fsutil import place_file, remove_temps
 from ..manifest.model import Manifest, sidecar_file
+from ..records import Processed
 from . import publish
 from .cache import Cache
-from .executor import Executor, LocalExecutor
+from .executor import Executor, Lazy, LocalExecutor
 from .lock import Lockfile
 from .outcome import Action, Failure, Outcome, Status, Step
 from .plan import Item, Plan, billed_characters, consult, make_plan, recover
@@ -145,25 +148,26 @@ def build(manifest: Manifest, options: Options, on_event: Event = lambda kind, d
             if remote is not None:
                 plan = consult_remote(plan, remote)
             p.plan = result.plan = plan
-            check_billing(plan, options)
-            on_event("plan", plan.totals())
             refused = locked_takes(plan, lock) if options.locked else []
+            work = [i for i in plan.work if i.id not in {f.id for f in refused}]
+            budget = check_billing(plan, options, {f.id for f in refused})
+            on_event("plan", plan.totals())
             for failure in refused:
                 p.failures.append(failure)
                 on_event("failed", {"id": failure.id, "error": failure.error})
-            work = [i for i in plan.work if i.id not in {f.id for f in refused}]
             if work:
                 cache.clean_tmp()
                 remove_temps(manifest.output_dir)
-                _realise(work, plan, cache, options, p, result, on_event, remote)
+                _realise(work, plan, cache, options, p, result, on_event, remote, _guard(options, lock, budget))
+            if remote is not None:
+                remote.finish()  # the uploads under way
+                _adopt(remote, plan, cache, p, options, on_event)
         finally:
             if remote is not None:
-                remote.close()  # the uploads under way finish
+                remote.close()
         if remote is not None:
             result.fetched_bytes, result.uploaded = remote.fetched_bytes, remote.uploaded
             result.warnings = list(remote.warnings)
-            if remote.down and options.remote and options.remote.require:
-                p.failures.append(Failure("remote cache", Step.REMOTE, remote.down))
         publish.publish(p)
         result.failures, result.removed, result.mixed = p.failures, p.removed, p.mixed
     result.seconds = time.perf_counter() - start
@@ -182,14 +186,16 @@ def check_licences(plan: Plan, options: Options) -> None:
                              f"use: {names}{more}")
 
 
-def check_billing(plan: Plan, options: Options) -> None:
-    """--max-characters: refuse before anything is generated (what the remote cache has is not)."""
+def check_billing(plan: Plan, options: Options, refused: AbstractSet[str] = frozenset()) -> int | None:
+    """--max-characters: refuse before anything is generated (what the remote cache has is not,
+    nor what --locked refused). Returns the characters left for fall-backs, or None."""
     if options.max_characters is None:
-        return
-    billed = plan.totals()["billed_characters"]
+        return None
+    billed = billed_characters(i for i in plan.with_action(Action.GENERATE) if i.id not in refused)
     if billed > options.max_characters:
         raise UsageError(f"--max-characters {options.max_characters}: this build would bill {billed} characters "
                          "(see `assetbuild plan`)")
+    return options.max_characters - billed
 
 
 def locked_mismatch(plan: Plan, lock: Lockfile) -> list[dict[str, Any]]:
@@ -203,31 +209,83 @@ def locked_mismatch(plan: Plan, lock: Lockfile) -> list[dict[str, Any]]:
     ] + [{"id": aid, "action": "remove", "reasons": ["no longer in the manifest"]} for aid in plan.removed]
 
 
+LOCKED_TAKE = "locked take not in any cache: pull it (`assetbuild cache pull`) or rebuild without --locked"
+
+
 def locked_takes(plan: Plan, lock: Lockfile) -> list[Failure]:
     """--locked: the takes the lockfile records that would have to be generated again by a
     backend that does not reproduce them (neither cache has them). They fail, naming the
     entry; an approved take is never replaced by a new one."""
-    return [Failure(i.id, Step.GENERATE, "locked take not in any cache: pull it (`assetbuild cache pull`) or "
-                                         "rebuild without --locked")
-            for i in plan.with_action(Action.GENERATE)
+    return [Failure(i.id, Step.GENERATE, LOCKED_TAKE) for i in plan.with_action(Action.GENERATE)
             if i.id in lock.brief and not backends.get(i.asset.backend).deterministic]
 
 
+def _guard(options: Options, lock: Lockfile, budget: int | None) -> Callable[[Item], str | None]:
+    """Whether an item the plan meant to fetch or place may be generated after all (its cache
+    entry turned out missing or corrupt): not a locked take of a backend that does not
+    reproduce it, nor past what --max-characters leaves."""
+    left = [budget]
+
+    def may_generate(item: Item) -> str | None:
+        cls = backends.get(item.asset.backend)
+        if options.locked and item.id in lock.brief and not cls.deterministic:
+            return LOCKED_TAKE
+        if left[0] is not None and cls.billed:
+            cost = len(item.request.text or "")
+            if cost > left[0]:
+                return (f"--max-characters {options.max_characters}: generating it here after all would bill "
+                        f"{cost} more characters than are left")
+            left[0] -= cost
+        return None
+
+    return may_generate
+
+
+def _adopt(remote: Remote, plan: Plan, cache: Cache, p: publish.Publication, options: Options,
+           on_event: Event) -> None:
+    """Another machine uploaded a different take of an asset first (a backend that does not
+    reproduce its takes): the team cache keeps the first, and so does this build, so that
+    every machine ends with the same take."""
+    takes = {i.process_key: i for i in plan.items}
+    for stage, key in list(remote.conflicts):
+        item = takes.get(key)
+        if stage != "process" or item is None or item.id not in p.built:
+            continue
+        if remote.fetch(key, cache) != "process":
+            continue
+        entry = cache.get_entry("process", key)
+        if entry is None:
+            continue
+        processed = Processed.from_json(entry["record"])
+        files = {"main": cache.blob_path(processed.sha256)} | {n: cache.blob_path(sha)
+                                                               for n, sha in processed.sidecars.items()}
+        outcome = Outcome(item.id, Status.FETCHED, processed, files, fetched=True)
+        if options.locked or _place(outcome, item, p.manifest.output_dir, options.copy) is not None:
+            continue
+        p.built[item.id] = processed
+        remote.warn(f"{item.id}: another machine put a different take in the remote cache first; using that one "
+                    "(the team cache keeps one take per key)")
+
+
 def _realise(work: list[Item], plan: Plan, cache: Cache, options: Options, p: publish.Publication,
-             result: BuildResult, on_event: Event, remote: Remote | None) -> None:
+             result: BuildResult, on_event: Event, remote: Remote | None,
+             may_generate: Callable[[Item], str | None]) -> None:
     """Realise ``work`` and place each outcome in the output folder as it arrives."""
     owned = options.executor is None
-    executor = options.executor or _executor(options, len(work))
+    executor = options.executor or _executor(options, len(work), remote)
     items = {i.id: i for i in work}
     try:
         # closing(): the jobs not yet started are cancelled however the loop ends.
-        with closing(realise(work, cache, executor, plan.manifest.sample_rate, remote=remote)) as outcomes:
+        with closing(realise(work, cache, executor, plan.manifest.sample_rate, remote=remote,
+                             may_generate=may_generate)) as outcomes:
             for outcome in outcomes:
-                _take(outcome, items[outcome.id], options, p, result, on_event)
-                if remote is not None and outcome.ok and not outcome.fetched:
-                    item = items[outcome.id]  # what this machine made, for the others (--remote-write)
-                    remote.submit_push("generate", item.generate_key, cache)
-                    remote.submit_push("process", item.process_key, cache)
+                item = items[outcome.id]
+                if _take(outcome, item, options, p, result, on_event) and remote is not None:
+                    # What this machine made (and placed, and --locked accepted), for the others.
+                    if outcome.generated:
+                        remote.submit_push("generate", item.generate_key, cache)
+                    if outcome.status != Status.FETCHED:
+                        remote.submit_push("process", item.process_key, cache)
     except BaseException:
         # Ctrl-C or a crash: stop now. Finished jobs are already in the cache; running ones
         # leave only temp files, which the next build removes.
@@ -239,8 +297,8 @@ def _realise(work: list[Item], plan: Plan, cache: Cache, options: Options, p: pu
 
 
 def _take(outcome: Outcome, item: Item, options: Options, p: publish.Publication, result: BuildResult,
-          on_event: Event) -> None:
-    """Count an outcome, place its files, report it."""
+          on_event: Event) -> bool:
+    """Count an outcome, place its files, report it; whether it is in the output now."""
     if outcome.generated:
         result.generated_ids.add(outcome.id)
     if outcome.fetched and outcome.ok:
@@ -253,11 +311,12 @@ def _take(outcome: Outcome, item: Item, options: Options, p: publish.Publication
     if failure is not None:
         p.failures.append(failure)
         on_event("failed", {"id": failure.id, "error": failure.error})
-        return
+        return False
     assert outcome.processed is not None
     p.built[outcome.id] = outcome.processed
     p.statuses[outcome.id] = outcome.status
     on_event("asset", outcome.event(item.asset.kind, item.file))
+    return True
 
 
 def _locked_take(outcome: Outcome, item: Item, p: publish.Publication) -> Failure | None:
@@ -289,13 +348,19 @@ def _place(outcome: Outcome, item: Item, output_dir: Path, copy: bool) -> Failur
     return None
 
 
-def _executor(options: Options, jobs: int) -> Executor:
-    """The executor a build runs its ``jobs`` in when its caller gave none."""
+def _executor(options: Options, jobs: int, remote: Remote | None) -> Executor:
+    """The executor a build runs its ``jobs`` in when its caller gave none. A Ray cluster is
+    joined when the first job needs it (a build that only fetches and places starts no Ray).
+    Its workers may upload to the remote cache themselves, except under --locked (the driver
+    checks every take first) or when the remote stopped working for this build."""
     if options.cluster:
         from .cluster import RayExecutor
 
         address = None if options.cluster == "local" else options.cluster
-        return RayExecutor(address, options.jobs, options.remote)
+        spec = options.remote if remote is not None and not remote.down else None
+        if spec is not None and remote is not None and (options.locked or remote.write_down):
+            spec = dataclasses.replace(spec, write=False)
+        return Lazy(lambda: RayExecutor(address, options.jobs, spec), options.jobs or _cores())
     return LocalExecutor(min(options.jobs or _cores(), jobs))
 
 
