@@ -427,3 +427,175 @@ def test_deciding_many_hits_lists_instead_of_asking_each(tmp_path, moto, bucket,
     assert 0 < len(calls) <= (16 if where == "s3" else 256)
     for r in (writer, reader):
         r.close()
+
+
+# -- what goes wrong with a remote, and what the build does about it ----------------------------------
+
+def _writer(url: str, options: dict | None = None, **kw) -> Remote:
+    return Remote(RemoteSpec(url, options or {}, write=True, **kw))
+
+
+def test_a_failed_upload_stops_uploading_but_not_reading(tmp_path):
+    shared = tmp_path / "shared"
+    a = _project(tmp_path / "a")
+    a.build("--remote-cache", f"file://{shared}", "--remote-write")
+    remote = _writer(f"file://{shared}")
+    cache = Cache(tmp_path / "cache")
+    sha = cache.put_bytes(b"new audio")
+    cache.put_entry("generate", "cd" * 32, {"audio": sha, "sample_rate": 1, "meta": {}, "blobs": [sha]})
+
+    def denied(*args, **kwargs):
+        raise PermissionError("Access Denied")
+
+    remote._create = denied  # e.g. read-only credentials with --remote-write
+    remote.submit_push("generate", "cd" * 32, cache)
+    remote.finish()
+    assert remote.write_down == "Access Denied" and remote.down is None
+    assert any("nothing more is uploaded" in w for w in remote.warnings)
+    locked = json.loads((a.root / "assetbuild.lock").read_text())["assets"]
+    key = next(iter(locked.values()))["process"]
+    assert remote.which([key]) == {key} and remote.fetch(key, Cache(tmp_path / "other")) == "process"
+    remote.close()
+
+
+def test_a_conditional_write_that_races_another_is_an_existing_entry(tmp_path):
+    remote = _writer(f"file://{tmp_path / 'shared'}")
+    remote.local = False  # as on an object store
+
+    class Busy:
+        protocol = ("s3",)
+
+        def pipe_file(self, path, data, mode="overwrite"):
+            import errno as e
+
+            raise OSError(e.EBUSY, "ConditionalRequestConflict")
+
+    remote.fs = Busy()
+    assert remote._create("bucket/ac/ab/key", b"{}") is False
+    remote.close()
+
+
+def test_gc_removes_nothing_when_an_entry_to_keep_cannot_be_read(tmp_path):
+    shared = tmp_path / "shared"
+    a = _project(tmp_path / "a")
+    a.build("--remote-cache", f"file://{shared}", "--remote-write")
+    before = sorted(p for p in shared.rglob("*") if p.is_file())
+    entry = next(p for p in (shared / "ac").rglob("*") if p.is_file())
+    entry.write_bytes(entry.read_bytes()[:50])  # a kept entry that no longer reads
+    proc = a.run("cache", "gc", "--remote", "--remote-cache", f"file://{shared}", "--older-than", "0s", "--yes",
+                 check=False)
+    assert proc.returncode == 1 and "could not be read; nothing was removed" in proc.stderr
+    assert sorted(p for p in shared.rglob("*") if p.is_file()) == before
+
+
+def test_a_broken_remote_blob_is_repaired_by_the_next_writer(tmp_path):
+    shared = tmp_path / "shared"
+    a, b = _checkouts(tmp_path)
+    a.build("--remote-cache", f"file://{shared}", "--remote-write")
+    entries = _remote_entries(shared)
+    line = next(e for e in entries.values() if e["stage"] == "process" and e["record"].get("text"))
+    _flip(shared / "cas" / line["file"][:2] / line["file"])
+    s = b.build("--remote-cache", f"file://{shared}", "--remote-write")
+    assert s["processed"] == 1 and any("does not match its sha256" in w for w in s["warnings"])
+    blob = shared / "cas" / line["file"][:2] / line["file"]
+    assert hashlib.sha256(blob.read_bytes()).hexdigest() == line["file"]  # repaired
+    c = _project(tmp_path / "third")
+    s = c.build("--remote-cache", f"file://{shared}")
+    assert (s["generated"], s["processed"], s["fetched"], s["warnings"]) == (0, 0, s["assets"], [])
+
+
+def test_processing_from_fetched_audio_fills_the_remote_too(tmp_path):
+    shared = tmp_path / "shared"
+    a, b = _checkouts(tmp_path)
+    a.build("--remote-cache", f"file://{shared}", "--remote-write")
+    before = len(_remote_entries(shared))
+    b.edit('text = "Welcome to the forest."', 'text = "Welcome to the forest."\nloudness = -18.0')
+    s = b.build("--remote-cache", f"file://{shared}", "--remote-write")
+    assert (s["generated"], s["processed"], s["uploaded"]) == (0, 1, 1)
+    assert len(_remote_entries(shared)) == before + 1
+
+
+RACE = """
+import os, subprocess, sys
+import numpy as np
+from assetbuild.backends.base import BaseBackend, Result
+
+class Take(BaseBackend):
+    name = "take"; kinds = frozenset({"sfx"}); max_batch = 4; parallel = True
+    def fingerprint(self, request): return {"backend": self.name, "version": 1}
+    def generate(self, requests):
+        race = os.environ.pop("RACE_DIR", None)
+        if race:  # another machine builds the same asset meanwhile, and uploads first
+            env = dict(os.environ)
+            subprocess.run([sys.executable, "-m", "assetbuild", "build", "--remote-write"], cwd=race, env=env,
+                           check=True, capture_output=True)
+        rng = np.random.default_rng()
+        return [Result((0.2 * rng.standard_normal(4800)).astype(np.float32), 48000) for r in requests]
+"""
+
+
+def test_a_writer_that_loses_a_race_adopts_the_take_that_won(tmp_path):
+    shared = f"file://{tmp_path / 'shared'}"
+    env = plugin_site(tmp_path, "race", RACE, {"take": "race:Take"})
+    text = f'[cache]\nremote = "{shared}"\n\n[[sfx]]\nid = "roar"\nprompt = "a roar"\nbackend = "take"\n'
+    winner, loser = _checkouts(tmp_path, text)
+    s = _build(loser, "--remote-write", env={**env, "RACE_DIR": str(winner.root)})
+    assert any("another machine put a different take in the remote cache first" in w for w in s["warnings"])
+    assert (loser.out / "sfx" / "roar.wav").read_bytes() == (winner.out / "sfx" / "roar.wav").read_bytes()
+    locked = [json.loads((p.root / "assetbuild.lock").read_text())["assets"]["roar"]["sha256"]
+              for p in (winner, loser)]
+    assert locked[0] == locked[1]
+
+
+def test_require_remote_stops_the_build_when_the_remote_goes_away(tmp_path):
+    from assetbuild.errors import AssetbuildError
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    saved = {k: os.environ.get(k) for k in AWS}
+    os.environ.update(AWS)
+    stopped = []
+    try:
+        endpoint = f"http://{host}:{port}"
+        fsspec.filesystem("s3", endpoint_url=endpoint, skip_instance_cache=True).mkdir("strict")
+        first = _project(tmp_path / "first")
+        build(load(first.manifest), Options(remote=RemoteSpec("s3://strict/c", {"endpoint_url": endpoint},
+                                                                write=True)))
+        second = _project(tmp_path / "second")
+
+        def on_event(kind, data):
+            if kind == "plan" and not stopped:
+                server.stop()
+                stopped.append(True)
+
+        spec = RemoteSpec("s3://strict/c", {"endpoint_url": endpoint}, require=True)
+        with pytest.raises(AssetbuildError) as caught:
+            build(load(second.manifest), Options(remote=spec), on_event)
+    finally:
+        if not stopped:
+            server.stop()
+        for k, v in saved.items():
+            os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
+    assert caught.value.exit_code == 2 and "cannot be reached" in caught.value.message
+    assert not (second.out / "dialogue").exists() or not any((second.out / "dialogue").iterdir())
+
+
+def test_a_locked_take_whose_cached_copy_is_broken_is_not_made_again(tmp_path):
+    env = plugin_site(tmp_path, "takes", TAKES, {"take": "takes:Take", "liar": "takes:Liar"})
+    shared = tmp_path / "shared"
+    laptop = _project(tmp_path / "laptop", LOCKED)
+    _build(laptop, "--remote-cache", f"file://{shared}", "--remote-write", env=env)
+    roar = json.loads((laptop.root / "assetbuild.lock").read_text())["assets"]["roar"]
+    entry = json.loads((shared / "ac" / roar["process"][:2] / roar["process"]).read_text())
+    _flip(shared / "cas" / entry["file"][:2] / entry["file"])
+    generated = json.loads((shared / "ac" / roar["generate"][:2] / roar["generate"]).read_text())
+    (shared / "cas" / generated["audio"][:2] / generated["audio"]).unlink()
+    ci = _project(tmp_path / "ci", LOCKED)
+    (ci.root / "assetbuild.lock").write_bytes((laptop.root / "assetbuild.lock").read_bytes())
+    proc = ci.run("build", "--json", "--locked", "--remote-cache", f"file://{shared}", env=env, check=False)
+    s = json.loads(proc.stdout)
+    assert proc.returncode == 1 and s["generated"] == 0  # the fall-back would have made a new take
+    assert {f["id"]: f["error"] for f in s["failures"]} == {"roar": ("locked take not in any cache: pull it "
+                                                                      "(`assetbuild cache pull`) or rebuild "
+                                                                      "without --locked")}
