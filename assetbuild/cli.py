@@ -23,7 +23,8 @@ from .errors import AssetbuildError, BackendUnavailable, Problem, UsageError, di
 
 if TYPE_CHECKING:
     from .manifest.model import Manifest
-    from .pipeline.remote import RemoteSpec
+    from .pipeline.cache import Cache
+    from .pipeline.remote import Remote, RemoteSpec
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -446,6 +447,23 @@ def cache() -> None:
     """Manage the content-addressed cache."""
 
 
+remote_url_opt = click.option("--remote-cache", "remote_url", metavar="URL", envvar="ASSETBUILD_REMOTE_CACHE",
+                              help="The remote cache (default: [cache] remote).")
+
+
+def _team_cache(manifest: str, remote_url: str | None, cache_dir: str | None,
+                write: bool) -> tuple[RemoteSpec, dict[str, set[str]], Cache, Remote]:
+    """For `cache push` and `cache pull`: the remote, the locked keys, the local cache."""
+    from .pipeline.cache import Cache
+    from .pipeline.remote import Remote, resolve
+    from .pipeline.state import paths_of
+
+    m = _load(manifest)
+    spec = resolve(m, remote_url, write=write, require=True)
+    assert spec is not None
+    return spec, _locked_keys(m), Cache(paths_of(m, Path(cache_dir) if cache_dir else None).cache), Remote(spec)
+
+
 def _locked_keys(m: Manifest, locks: tuple[str, ...] = ()) -> dict[str, set[str]]:
     """The stage keys the lockfiles reference: those named, else the main build's and every
     profile's. A named lockfile that cannot be read is an error, never "nothing to keep"."""
@@ -474,8 +492,7 @@ def _locked_keys(m: Manifest, locks: tuple[str, ...] = ()) -> dict[str, set[str]
 @click.option("--lock", "locks", multiple=True, type=click.Path(dir_okay=False), metavar="FILE",
               help="With --remote: keep what these lockfiles reference (repeat; default: this project's).")
 @click.option("--yes", is_flag=True, help="With --remote: delete (default: say what would go).")
-@click.option("--remote-cache", "remote_url", metavar="URL", envvar="ASSETBUILD_REMOTE_CACHE",
-              help="The remote cache (default: [cache] remote).")
+@remote_url_opt
 @cache_opt
 def cache_gc(manifest: str, on_remote: bool, older_than: str, locks: tuple[str, ...], yes: bool,
              remote_url: str | None, cache_dir: str | None) -> None:
@@ -507,21 +524,11 @@ def cache_gc(manifest: str, on_remote: bool, older_than: str, locks: tuple[str, 
 
 @cache.command("push")
 @manifest_arg
-@click.option("--remote-cache", "remote_url", metavar="URL", envvar="ASSETBUILD_REMOTE_CACHE",
-              help="The remote cache (default: [cache] remote).")
+@remote_url_opt
 @cache_opt
 def cache_push(manifest: str, remote_url: str | None, cache_dir: str | None) -> None:
     """Upload what the lockfiles reference from the local cache to the remote one."""
-    from .pipeline.cache import Cache
-    from .pipeline.remote import Remote, resolve
-    from .pipeline.state import paths_of
-
-    m = _load(manifest)
-    spec = resolve(m, remote_url, write=True, require=True)
-    assert spec is not None
-    keep = _locked_keys(m)
-    cache = Cache(paths_of(m, Path(cache_dir) if cache_dir else None).cache)
-    remote = Remote(spec)
+    spec, keep, cache, remote = _team_cache(manifest, remote_url, cache_dir, write=True)
     try:
         keys = [(stage, k) for stage in ("generate", "process") for k in sorted(keep[stage])]
         there = remote.which(k for _, k in keys)
@@ -540,21 +547,11 @@ def cache_push(manifest: str, remote_url: str | None, cache_dir: str | None) -> 
 
 @cache.command("pull")
 @manifest_arg
-@click.option("--remote-cache", "remote_url", metavar="URL", envvar="ASSETBUILD_REMOTE_CACHE",
-              help="The remote cache (default: [cache] remote).")
+@remote_url_opt
 @cache_opt
 def cache_pull(manifest: str, remote_url: str | None, cache_dir: str | None) -> None:
     """Download what the lockfiles reference into the local cache (e.g. before going offline)."""
-    from .pipeline.cache import Cache
-    from .pipeline.remote import Remote, resolve
-    from .pipeline.state import paths_of
-
-    m = _load(manifest)
-    spec = resolve(m, remote_url, require=True)
-    assert spec is not None
-    keep = _locked_keys(m)
-    cache = Cache(paths_of(m, Path(cache_dir) if cache_dir else None).cache)
-    remote = Remote(spec)
+    spec, keep, cache, remote = _team_cache(manifest, remote_url, cache_dir, write=False)
     try:
         wanted = [k for stage in ("generate", "process") for k in sorted(keep[stage]) if not cache.has_entry(stage, k)]
         there = remote.which(wanted)

@@ -3,6 +3,7 @@ folder through file://; two checkouts of one project share what the first built.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -26,24 +27,36 @@ AWS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": SECRET, "AWS_DEF
        "AWS_EC2_METADATA_DISABLED": "true"}
 
 
-@pytest.fixture(scope="module")
-def moto():
-    """An S3 endpoint on loopback; yields its URL. Each test gets its own bucket."""
+@contextlib.contextmanager
+def s3_server():
+    """An S3 endpoint on loopback, with the test credentials in the environment meanwhile:
+    yields (its URL, a function that stops it early)."""
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
     saved = {k: os.environ.get(k) for k in AWS}
     os.environ.update(AWS)
+    stopped: list[bool] = []
+
+    def stop() -> None:
+        if not stopped:
+            server.stop()
+            stopped.append(True)
+
     try:
-        yield f"http://{host}:{port}"
+        yield f"http://{host}:{port}", stop
     finally:
-        server.stop()
+        stop()
         for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+            os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
+
+
+@pytest.fixture(scope="module")
+def moto():
+    """An S3 endpoint on loopback; yields its URL. Each test gets its own bucket."""
+    with s3_server() as (url, _):
+        yield url
 
 
 _buckets = iter(range(10_000))
@@ -141,13 +154,19 @@ def _flip(path: Path) -> bytes:
     return bytes(data)
 
 
-def test_a_corrupt_or_missing_remote_blob_is_a_miss_never_an_output(tmp_path):
+def _a_line_broken_on_the_remote(tmp_path: Path) -> tuple[Project, Project, Path, dict, dict, bytes]:
+    """Two checkouts; the first filled a shared folder, where a dialogue line's processed file
+    then lost a bit. Returns (first, second, folder, remote entries, the line's entry, bad bytes)."""
     shared = tmp_path / "shared"
     a, b = _checkouts(tmp_path)
     a.build("--remote-cache", f"file://{shared}", "--remote-write")
     entries = _remote_entries(shared)
     line = next(e for e in entries.values() if e["stage"] == "process" and e["record"].get("text"))
-    bad = _flip(shared / "cas" / line["file"][:2] / line["file"])  # line_01's processed file
+    return a, b, shared, entries, line, _flip(shared / "cas" / line["file"][:2] / line["file"])
+
+
+def test_a_corrupt_or_missing_remote_blob_is_a_miss_never_an_output(tmp_path):
+    a, b, shared, entries, line, bad = _a_line_broken_on_the_remote(tmp_path)
     proc = b.run("build", "--json", "--remote-cache", f"file://{shared}")
     s = json.loads(proc.stdout)
     # Processed again here from its generated audio, which the remote has intact.
@@ -191,39 +210,22 @@ def test_an_unreachable_remote_builds_locally_with_one_warning(tmp_path):
 
 
 def test_a_remote_that_goes_away_mid_build_ends_in_a_complete_local_build(tmp_path):
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    saved = {k: os.environ.get(k) for k in AWS}
-    os.environ.update(AWS)
-    try:
-        endpoint = f"http://{host}:{port}"
+    with s3_server() as (endpoint, stop):
         fsspec.filesystem("s3", endpoint_url=endpoint, skip_instance_cache=True).mkdir("gone")
         spec = RemoteSpec("s3://gone/c", {"endpoint_url": endpoint}, write=True)
-        first = tmp_path / "first"
-        first.mkdir()
-        (first / "assetbuild.toml").write_text(SMALL)
-        build(load(first / "assetbuild.toml"), Options(remote=spec))
-        second = tmp_path / "second"
-        second.mkdir()
-        (second / "assetbuild.toml").write_text(SMALL.replace("Follow the lanterns.", "Follow the lights."))
-        stopped = []
+        first = _project(tmp_path / "first")
+        build(load(first.manifest), Options(remote=spec))
+        second = _project(tmp_path / "second", SMALL.replace("Follow the lanterns.", "Follow the lights."))
 
         def on_event(kind, data):
-            if kind == "plan" and not stopped:  # the remote was consulted; now it goes away
-                server.stop()
-                stopped.append(True)
+            if kind == "plan":  # the remote was consulted; now it goes away
+                stop()
 
-        result = build(load(second / "assetbuild.toml"), Options(remote=spec), on_event)
-    finally:
-        if not stopped:
-            server.stop()
-        for k, v in saved.items():
-            os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
+        result = build(load(second.manifest), Options(remote=spec), on_event)
     s = result.summary()
     assert s["failed"] == 0 and s["generated"] + s["fetched"] >= s["assets"] - 1
     assert len([w for w in s["warnings"] if "cannot be reached" in w]) == 1
-    assert (second / "build" / "audio" / "dialogue" / "line_02.wav").is_file()
+    assert (second.out / "dialogue" / "line_02.wav").is_file()
 
 
 def test_two_writers_racing_on_one_key_leave_one_consistent_entry(tmp_path, moto, bucket):
@@ -489,12 +491,7 @@ def test_gc_removes_nothing_when_an_entry_to_keep_cannot_be_read(tmp_path):
 
 
 def test_a_broken_remote_blob_is_repaired_by_the_next_writer(tmp_path):
-    shared = tmp_path / "shared"
-    a, b = _checkouts(tmp_path)
-    a.build("--remote-cache", f"file://{shared}", "--remote-write")
-    entries = _remote_entries(shared)
-    line = next(e for e in entries.values() if e["stage"] == "process" and e["record"].get("text"))
-    _flip(shared / "cas" / line["file"][:2] / line["file"])
+    _, b, shared, _, line, _ = _a_line_broken_on_the_remote(tmp_path)
     s = b.build("--remote-cache", f"file://{shared}", "--remote-write")
     assert s["processed"] == 1 and any("does not match its sha256" in w for w in s["warnings"])
     blob = shared / "cas" / line["file"][:2] / line["file"]
@@ -550,33 +547,15 @@ def test_a_writer_that_loses_a_race_adopts_the_take_that_won(tmp_path):
 def test_require_remote_stops_the_build_when_the_remote_goes_away(tmp_path):
     from assetbuild.errors import AssetbuildError
 
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    saved = {k: os.environ.get(k) for k in AWS}
-    os.environ.update(AWS)
-    stopped = []
-    try:
-        endpoint = f"http://{host}:{port}"
+    with s3_server() as (endpoint, stop):
         fsspec.filesystem("s3", endpoint_url=endpoint, skip_instance_cache=True).mkdir("strict")
         first = _project(tmp_path / "first")
         build(load(first.manifest), Options(remote=RemoteSpec("s3://strict/c", {"endpoint_url": endpoint},
                                                                 write=True)))
         second = _project(tmp_path / "second")
-
-        def on_event(kind, data):
-            if kind == "plan" and not stopped:
-                server.stop()
-                stopped.append(True)
-
         spec = RemoteSpec("s3://strict/c", {"endpoint_url": endpoint}, require=True)
         with pytest.raises(AssetbuildError) as caught:
-            build(load(second.manifest), Options(remote=spec), on_event)
-    finally:
-        if not stopped:
-            server.stop()
-        for k, v in saved.items():
-            os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
+            build(load(second.manifest), Options(remote=spec), lambda kind, data: stop() if kind == "plan" else None)
     assert caught.value.exit_code == 2 and "cannot be reached" in caught.value.message
     assert not (second.out / "dialogue").exists() or not any((second.out / "dialogue").iterdir())
 
