@@ -276,7 +276,16 @@ def test_credentials_never_reach_a_file_or_the_output(tmp_path, moto, bucket):
     assert proc.returncode == 2 and "'secret' is a credential: set it in the environment" in proc.stderr
     p.edit('[cache.options]\nsecret = "hunter2"\n\n', '[cache]\nremote = "s3://me:pw@bucket/x"\n\n')
     proc = p.run("build", check=False)
-    assert proc.returncode == 2 and "has a password in it" in proc.stderr and "pw@" not in proc.stderr
+    assert proc.returncode == 2 and "has a user or password in it" in proc.stderr and "pw@" not in proc.stderr
+    for options, key in (('client_kwargs = { aws_secret_access_key = "x" }', "client_kwargs.aws_secret_access_key"),
+                         ('headers = { Authorization = "Bearer x" }', "headers.Authorization"),
+                         ('endpoint_url = "https://me:pw@minio.lan"', "endpoint_url")):
+        p.manifest.write_text(f"[cache.options]\n{options}\n\n" + SMALL)
+        proc = p.run("plan", check=False)
+        assert proc.returncode == 2 and f"'{key}' is a credential" in proc.stderr, proc.stderr
+    p.manifest.write_text(SMALL)
+    proc = p.run("build", "--remote-cache", "https://cdn.lan/cache?sig=abc", check=False)
+    assert proc.returncode == 2 and "has a query in it" in proc.stderr
 
 
 def test_cache_push_pull_and_gc_of_the_remote(tmp_path, moto, bucket):

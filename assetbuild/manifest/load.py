@@ -56,11 +56,32 @@ def remote_url_problem(url: str) -> str | None:
     from urllib.parse import urlsplit
 
     parts = urlsplit(url)
-    if parts.password:
-        return "has a password in it: credentials come from the environment, never from the manifest"
+    if parts.password or parts.username:
+        return "has a user or password in it: credentials come from the environment, never from the manifest"
+    if parts.query:
+        return "has a query in it (tokens and signatures are credentials): credentials come from the environment"
     if "://" not in url and not url.startswith("/"):
         return f"expected a URL such as s3://bucket/prefix or file:///shared/cache, got {url!r}"
     return None
+
+
+def _credentials(options: dict[str, Any], where: str = "") -> list[str]:
+    """The keys of ``options``, at any depth, that hold credentials: names of secrets, an
+    Authorization header, or a URL with a user or password in it."""
+    from urllib.parse import urlsplit
+
+    found = []
+    for key, value in options.items():
+        name = f"{where}{key}"
+        if str(key).lower() in SECRET_OPTIONS or str(key).lower() == "authorization":
+            found.append(name)
+        elif isinstance(value, dict):
+            found += _credentials(value, name + ".")
+        elif isinstance(value, str) and "://" in value:
+            parts = urlsplit(value)
+            if parts.username or parts.password:
+                found.append(name)
+    return found
 
 
 def default_registry() -> Registry:
@@ -365,11 +386,11 @@ class _Validator:
             self.problem("[cache]", problem, "remote")
             remote = None
         options = self.table(table.get("options", {}), "[cache.options]") or {}
-        secrets = sorted(k for k in options if k.lower() in SECRET_OPTIONS)
+        secrets = sorted(_credentials(options))
         for key in secrets:
             self.problem("[cache.options]", "is a credential: set it in the environment (AWS_SECRET_ACCESS_KEY, "
                          "a profile, an instance role, ...), never in the manifest, which is committed", key)
-        return remote, bool(values.get("remote_write", False)), {k: v for k, v in options.items() if k not in secrets}
+        return remote, bool(values.get("remote_write", False)), {} if secrets else options
 
     def read_lexicon(self) -> dict[str, dict[str, str]]:
         table = self.table(self.raw.get("lexicon", {}), "[lexicon]") or {}
