@@ -646,10 +646,13 @@ def models_cmd(ctx: click.Context, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(rows))
         return
+    width = max((len(r["name"]) for r in rows), default=18)
     for r in rows:
         here = ", ".join(f"{impl}: {'present' if ok else 'missing'}" for impl, ok in r["present"].items())
         terms = r["licence"] + ("" if r["commercial"] else " (non-commercial)")
-        click.echo(f"{r['name']:<18} {r['backend']:<10} {r['size_text']:>8}  {terms:<30} {here}")
+        if r["licence"] == "unknown" and not any(r["present"].values()):
+            terms = "read when pulled"  # hub voices: from their MODEL_CARD
+        click.echo(f"{r['name']:<{width}} {r['backend']:<10} {r['size_text']:>8}  {terms:<30} {here}")
 
 
 @models_cmd.command("pull")

@@ -15,7 +15,10 @@ true_peak = -1.0            # dBTP ceiling
 [defaults.dialogue]
 loudness = -20.0            # LUFS
 
-# A voice: a backend plus its settings (see `assetbuild backends`).
+# A voice: a backend plus its settings (see `assetbuild backends`). espeak is built in: 100+
+# languages, tiny and instant, but robotic. For natural speech: pip install "assetbuild[piper]",
+# then backend = "piper" (its bundled voice is US English; more with `assetbuild models pull
+# piper:NAME`, one per language and speaker). docs/backends.md says when to choose which.
 [voices.narrator]
 backend = "espeak"
 voice = "en-gb"

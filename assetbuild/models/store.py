@@ -77,6 +77,10 @@ def locate(ref: str, implementation: str = "transformers", base_dir: str = "") -
 
 
 def present(info: ModelInfo, implementation: str) -> bool:
+    if info.backend == "piper":
+        from . import voices
+
+        return voices.present(info.name.removeprefix("piper:"))
     try:
         _snapshot(info.repo, _patterns(info, implementation), local_only=True)
         return True
@@ -87,6 +91,10 @@ def present(info: ModelInfo, implementation: str) -> bool:
 def pull(ref: str, implementation: str = "transformers", progress: bool = True) -> list[Path]:
     """Download ``ref`` (and the models it requires) into the Hugging Face cache."""
     info = find(ref)
+    if info is not None and info.backend == "piper":  # a voice is three files of a shared repo
+        from . import voices
+
+        return [voices.pull(info.name.removeprefix("piper:"), progress)]
     repo = info.repo if info else ref
     patterns = _patterns(info, implementation)
     if patterns and "*.safetensors" in patterns:
@@ -122,12 +130,12 @@ def _snapshot(repo: str, patterns: list[str] | None, local_only: bool, progress:
         raise BackendUnavailable(f"loading hub models needs huggingface_hub: {HF_INSTALL}") from None
     try:
         if local_only:
-            return Path(snapshot_download(repo, local_files_only=True, allow_patterns=patterns, cache_dir=_hub_cache()))
+            return Path(snapshot_download(repo, local_files_only=True, allow_patterns=patterns, cache_dir=hub_cache()))
         if not progress:
             from huggingface_hub.utils import disable_progress_bars
 
             disable_progress_bars()
-        return Path(snapshot_download(repo, allow_patterns=patterns, cache_dir=_hub_cache()))
+        return Path(snapshot_download(repo, allow_patterns=patterns, cache_dir=hub_cache()))
     except LocalEntryNotFoundError:
         if not local_only:  # HF_HUB_OFFLINE=1, or no connection to the hub
             raise RuntimeError("the Hugging Face Hub cannot be reached (offline, or HF_HUB_OFFLINE is set)") from None
@@ -138,7 +146,7 @@ def _snapshot(repo: str, patterns: list[str] | None, local_only: bool, progress:
                            "or build with --allow-download") from None
 
 
-def _hub_cache() -> str | None:
+def hub_cache() -> str | None:
     # Read now, not when huggingface_hub was imported, so a long-running server and the tests
     # see the environment as it is.
     if os.environ.get("HF_HUB_CACHE"):
@@ -183,15 +191,32 @@ def folder_hash(path: Path) -> str:
         h = hashlib.sha256()
         changed = False
         for f in sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".")):
-            st = f.stat()
-            key = f"{f.resolve()}:{st.st_size}:{st.st_mtime_ns}"
-            if key not in memo:
-                memo[key] = file_sha256(f)
-                changed = True
-            h.update(f.relative_to(path).as_posix().encode() + b"\0" + memo[key].encode())
+            digest, new = _remembered(f, memo)
+            changed |= new
+            h.update(f.relative_to(path).as_posix().encode() + b"\0" + digest.encode())
         if changed:
             _write_memo(memo_file, memo)
         return h.hexdigest()
+
+
+def file_hash(path: Path) -> str:
+    """sha256 of one weights file, remembered by (size, mtime) like :func:`folder_hash`'s."""
+    memo_file = _memo_path()
+    with _memo_lock:
+        memo = _read_memo(memo_file)
+        digest, new = _remembered(path, memo)
+        if new:
+            _write_memo(memo_file, memo)
+        return digest
+
+
+def _remembered(f: Path, memo: dict[str, str]) -> tuple[str, bool]:
+    st = f.stat()
+    key = f"{f.resolve()}:{st.st_size}:{st.st_mtime_ns}"
+    if key in memo:
+        return memo[key], False
+    memo[key] = file_sha256(f)
+    return memo[key], True
 
 
 def _memo_path() -> Path:
@@ -224,8 +249,28 @@ def status_rows() -> list[dict[str, Any]]:
 
     rows = []
     for info in KNOWN.values():
-        rows.append({"name": info.name, "repo": info.repo, "backend": info.backend, "size": info.size,
-                     "size_text": human_size(info.size), "licence": info.licence, "commercial": info.commercial,
-                     "present": {impl: present(info, impl) for impl in info.implementations},
-                     "requires": list(info.requires), "note": info.note})
+        row = {"name": info.name, "repo": info.repo, "backend": info.backend, "size": info.size,
+               "size_text": human_size(info.size), "licence": info.licence, "commercial": info.commercial,
+               "present": {impl: present(info, impl) for impl in info.implementations},
+               "requires": list(info.requires), "note": info.note}
+        if info.backend == "piper":
+            row.update(_voice_row(info))
+        rows.append(row)
     return rows
+
+
+def _voice_row(info: ModelInfo) -> dict[str, Any]:
+    """A Piper voice's presence, and its licence as its model card gives it once it is here."""
+    from . import voices
+
+    name = info.name.removeprefix("piper:")
+    row: dict[str, Any] = {"present": {"piper": voices.present(name)}}
+    if row["present"]["piper"]:
+        try:
+            terms = voices.licence(voices.locate(name))
+        except BackendUnavailable:
+            return row
+        row.update(licence=terms["name"], commercial=terms["commercial"])
+    else:
+        row["note"] = (info.note + "; " if info.note else "") + "licence read from its MODEL_CARD once pulled"
+    return row
