@@ -29,6 +29,7 @@ Runs in worker processes (``parallel``): onnxruntime on one thread each, one voi
 
 from __future__ import annotations
 
+import re
 import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -236,6 +237,7 @@ class PiperBackend(BaseBackend):
         if req.kind not in self.kinds:
             raise ValueError(f"the piper backend speaks dialogue, not {req.kind}")
         loaded = self._load(req)
+        _check_language(req, loaded)
         script, warnings = plain_script(req, "piper", MAX_CHARS)
         for word, entry in sorted((req.lexicon or {}).items()):
             if entry.get("phonemes") and not entry.get("say"):
@@ -313,6 +315,20 @@ class PiperBackend(BaseBackend):
         audio = np.concatenate(chunks).astype(np.float32)
         words = _words(text, stream, loaded.phonemizer, sr)
         return audio, words, _phonemes(stream, sr)
+
+
+def _check_language(req: Request, loaded: _Loaded) -> None:
+    """A Piper voice speaks one language: a line of another locale is refused, not read with the
+    wrong phonemes."""
+    if not req.locale:
+        return
+    language = loaded.config.get("language") or {}
+    speaks = str(language.get("family") or (loaded.config.get("espeak") or {}).get("voice", "")).lower()
+    speaks = re.split(r"[-_]", speaks)[0]
+    wants = re.split(r"[-_]", req.locale.strip().lower())[0]
+    if speaks and wants != speaks:
+        raise InvalidRequest("locale", f"voice {loaded.voice.name} speaks '{speaks}', not '{req.locale}': give "
+                             f"this locale its own Piper voice ([voices.NAME.locales.{req.locale}] voice = ...)")
 
 
 def _speaker(req: Request, loaded: _Loaded) -> int | None:

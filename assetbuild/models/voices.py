@@ -116,17 +116,25 @@ def pull(name: str, progress: bool = True) -> Path:
     if files is None:
         raise BackendUnavailable(f"'{name}' is not a Piper voice name (like {PIPER_BUNDLED})")
     try:
-        from huggingface_hub import snapshot_download
+        from huggingface_hub import hf_hub_download
+        from huggingface_hub.errors import EntryNotFoundError
     except ImportError:
         raise BackendUnavailable(f"pulling Piper voices needs huggingface_hub: {INSTALL}") from None
     if not progress:
         from huggingface_hub.utils import disable_progress_bars
 
         disable_progress_bars()
-    folder = Path(snapshot_download(PIPER_REPO, allow_patterns=list(files), cache_dir=hub_cache()))
-    if not (folder / files[0]).is_file():
-        raise BackendUnavailable(f"the hub has no Piper voice '{name}' ({PIPER_REPO}/{files[0]})")
-    return folder / files[0]
+    paths = []
+    # File by file, so a voice the hub does not have is one clear error (a snapshot with
+    # patterns matching nothing "succeeds" with nothing in it).
+    for i, f in enumerate(files):
+        try:
+            paths.append(Path(hf_hub_download(PIPER_REPO, f, cache_dir=hub_cache())))
+        except EntryNotFoundError:
+            if i == 2:  # a voice without a model card: its licence stays unknown
+                break
+            raise BackendUnavailable(f"the hub has no Piper voice '{name}' ({PIPER_REPO}/{f})") from None
+    return paths[0]
 
 
 _LICENCE_LINE = re.compile(r"^\W*licen[cs]e\s*:\s*(.+?)\s*$", re.IGNORECASE | re.MULTILINE)

@@ -65,8 +65,11 @@ class Failure:
     crash: bool = False
 
     def to_json(self) -> dict[str, str]:
-        """As ``build --json`` lists it (docs/ci.md): ``stage`` only for what is not an asset."""
+        """As ``build --json`` lists it (docs/ci.md): ``field`` only when the backend named one,
+        ``stage`` only for what is not an asset."""
         out = {"id": self.id, "error": self.error}
+        if self.field:
+            out["field"] = self.field
         if not self.stage.of_asset:
             out["stage"] = self.stage.value
         return out
