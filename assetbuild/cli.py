@@ -650,7 +650,7 @@ def models_cmd(ctx: click.Context, as_json: bool) -> None:
     for r in rows:
         here = ", ".join(f"{impl}: {'present' if ok else 'missing'}" for impl, ok in r["present"].items())
         terms = r["licence"] + ("" if r["commercial"] else " (non-commercial)")
-        if r["licence"] == "unknown" and not any(r["present"].values()):
+        if r["backend"] == "piper" and r["licence"] == "unknown" and not any(r["present"].values()):
             terms = "read when pulled"  # hub voices: from their MODEL_CARD
         click.echo(f"{r['name']:<{width}} {r['backend']:<10} {r['size_text']:>8}  {terms:<30} {here}")
 

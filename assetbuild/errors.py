@@ -10,6 +10,7 @@ problem, never a traceback) and exits with :attr:`~AssetbuildError.exit_code`::
     ├── BackendUnavailable         exit 2: a backend cannot run here (missing extra or model files)
     │   └── ModelMissing           the model's weights are not on this machine (models/store.py)
     ├── InvalidRequest             exit 2: a request asks a backend for what it cannot do; names the field
+    │   └── GraphError             a .onnx that is not a Piper voice (backends/_piper_onnx.py)
     ├── CacheMiss                  a cache entry an earlier stage made is missing or corrupt
     ├── TimelineError              a sequence's events do not resolve (timeline.py)
     ├── ScriptError                malformed SSML or line markup (speech/script.py)

@@ -47,6 +47,17 @@ def test_schema_accepts_example_and_rejects_mistakes():
             jsonschema.validate(bad, schema())
 
 
+def test_schema_takes_each_backends_meaning_of_a_shared_setting():
+    from assetbuild.starter import STARTER
+
+    # `rate` is words per minute for eSpeak and a speed factor for Piper: both validate.
+    jsonschema.validate(tomllib.loads(STARTER.format(name="x")), schema())
+    jsonschema.validate({"voices": {"a": {"backend": "piper", "rate": 0.9}, "b": {"backend": "espeak", "rate": 160}}},
+                        schema())
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"voices": {"a": {"backend": "espeak", "rate": 1000}}}, schema())
+
+
 def test_examples_reference_the_schema():
     for path in (REPO / "examples").rglob("*.toml"):
         first = path.read_text().splitlines()[0]

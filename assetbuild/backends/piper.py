@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import re
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..fields import Field
@@ -44,6 +44,8 @@ if TYPE_CHECKING:
 
 INSTALL = 'pip install "assetbuild[piper]"'
 PACKAGES = ("piper-tts", "onnx", "onnxruntime")
+# numpy's Generator draws the noise: a new numpy may draw other numbers, so it keys the take too.
+FINGERPRINT_PACKAGES = (*PACKAGES, "numpy")
 
 # Delivery per emotion: multipliers on (rate, noise, noise_w) and seconds added between sentences.
 EMOTION_DELIVERY: dict[str, tuple[float, float, float, float]] = {
@@ -148,11 +150,12 @@ class PiperBackend(BaseBackend):
     def fingerprint(self, request: Request) -> dict[str, Any]:
         from .neural import versions
 
-        fp: dict[str, Any] = {"backend": self.name, "version": self.VERSION, "engine": versions(*PACKAGES)}
+        fp: dict[str, Any] = {"backend": self.name, "version": self.VERSION,
+                              "engine": versions(*FINGERPRINT_PACKAGES)}
         try:
             voice = self.voice(request)
             fp["voice"] = {"model": self._hash(voice.model), "config": self._hash(voice.config)}
-        except (BackendUnavailable, OSError) as exc:  # the build fails these entries with this message
+        except (BackendUnavailable, InvalidRequest, OSError) as exc:  # the build fails these entries with it
             fp["voice"] = {"ref": (request.settings or {}).get("voice"), "unavailable": str(exc)}
         return fp
 
@@ -161,7 +164,7 @@ class PiperBackend(BaseBackend):
 
         try:
             return voices.licence(self.voice(request))
-        except BackendUnavailable:
+        except (BackendUnavailable, InvalidRequest):
             return {"name": "unknown", "commercial": False, "model": (request.settings or {}).get("voice")}
 
     def load(self) -> None:
@@ -215,8 +218,8 @@ class PiperBackend(BaseBackend):
                                          "assetbuild does not read yet (eSpeak and text voices only)")
             try:
                 session = _piper_onnx.Session(str(voice.model))
-            except _piper_onnx.GraphError as exc:
-                raise InvalidRequest("settings.voice", str(exc)) from None
+            except _piper_onnx.GraphError:
+                raise
             except Exception as exc:  # onnx/onnxruntime refuse a truncated or foreign file in their own types
                 raise InvalidRequest("settings.voice", f"voice {voice.name}: {voice.model.name} cannot be loaded "
                                      f"as an ONNX model ({str(exc).splitlines()[0][:200]})") from None
@@ -239,11 +242,14 @@ class PiperBackend(BaseBackend):
         loaded = self._load(req)
         _check_language(req, loaded)
         script, warnings = plain_script(req, "piper", MAX_CHARS)
+        d = delivery(req, loaded.config.get("inference") or {})
+        # Between pieces cut for length, the same pause as between sentences inside a piece.
+        script = replace(script, pieces=tuple(replace(p, pause_after=d["sentence_silence"]) if p.cut else p
+                                              for p in script.pieces))
         for word, entry in sorted((req.lexicon or {}).items()):
             if entry.get("phonemes") and not entry.get("say"):
                 warnings.append(f"piper: the lexicon's phonemes for '{word}' are eSpeak mnemonics, which Piper "
                                 "does not read; give it a `say` respelling")
-        d = delivery(req, loaded.config.get("inference") or {})
         speaker = _speaker(req, loaded)
         length_scale = float((loaded.config.get("inference") or {}).get("length_scale", 1.0)) / d["rate"]
         scales = (d["noise"], length_scale, d["noise_w"])
@@ -262,14 +268,10 @@ class PiperBackend(BaseBackend):
         peak = float(np.max(np.abs(audio))) if len(audio) else 0.0
         if peak > 1.0:  # rare VITS overshoot: scale, never clip (mastering sets the level anyway)
             audio = audio / np.float32(peak)
-        meta: dict[str, Any] = {
-            "text": script.display,
-            "words": words,
-            "phonemes": phonemes,
-            "timing": "measured",
-            "voice": loaded.voice.name,
-            "generator": f"Piper {loaded.voice.name}",
-        }
+        meta: dict[str, Any] = {"text": script.display, "phonemes": phonemes, "voice": loaded.voice.name,
+                                "generator": f"Piper {loaded.voice.name}"}
+        if words is not None:  # None: a piece's words could not be found in its phonemes
+            meta.update(words=words, timing="measured")
         notes = []
         if req.emotion:
             notes.append(f"emotion {req.emotion}: " + ", ".join(f"{k} {v:g}" for k, v in d.items()))
@@ -296,7 +298,9 @@ class PiperBackend(BaseBackend):
             audio, frames = loaded.session.run(ids, scales, (*seed, n), speaker)
             samples = frames * loaded.hop
             total = int(samples.sum())
-            if total != len(audio) and total > 0:  # a graph with another hop: share out the real length
+            if total != len(audio) and total > 0:
+                # A voice whose config states another hop than its graph has: the durations are
+                # still the model's, in proportion; share out the real length by them.
                 samples = np.floor(np.cumsum(samples) * (len(audio) / total)).astype(np.int64)
                 samples = np.diff(np.concatenate([[0], samples]))
             ends = np.cumsum(samples)
@@ -373,21 +377,28 @@ def _ids(symbols: list[str], id_map: dict[str, list[int]],
     return ids, ranges
 
 
-def _phonemes(stream: list[tuple[str, int, int]], sr: int) -> list[dict[str, Any]]:
-    """Sounds with times, named by eSpeak mnemonic (what lip-sync reads) and by IPA. A stress
-    mark's time goes to the sound after it."""
-    from ..speech.ipa import STRESS, group, mnemonic
+def _sounds(stream: list[tuple[str, int, int]]) -> list[tuple[int, int, int, int]]:
+    """Grouped sounds of the stream: (first, last + 1, start sample, end sample). A stress mark's
+    time goes to the sound after it; a modifier's (length, aspiration) is part of its sound."""
+    from ..speech.ipa import STRESS, group
 
     symbols = [s for s, _, _ in stream]
     out = []
     for a, b in group(symbols):
-        start = stream[a][1]
-        if a > 0 and symbols[a - 1] in STRESS:
-            start = stream[a - 1][1]
-        end = stream[b - 1][2]
+        start = stream[a - 1][1] if a > 0 and symbols[a - 1] in STRESS else stream[a][1]
+        out.append((a, b, start, stream[b - 1][2]))
+    return out
+
+
+def _phonemes(stream: list[tuple[str, int, int]], sr: int) -> list[dict[str, Any]]:
+    """Sounds with times, named by eSpeak mnemonic (what lip-sync reads) and by IPA."""
+    from ..speech.ipa import mnemonic
+
+    out = []
+    for a, b, start, end in _sounds(stream):
         if end <= start:
             continue
-        ipa = "".join(symbols[a:b])
+        ipa = "".join(s for s, _, _ in stream[a:b])
         out.append({"symbol": mnemonic(ipa), "ipa": ipa, "start": round(start / sr, 4), "end": round(end / sr, 4)})
     return out
 
@@ -402,12 +413,15 @@ def _base_sounds(symbols: list[str]) -> list[int]:
             if is_sound(s) and unicodedata.category(s[0]) not in ("Lm", "Mn", "Sk")]
 
 
-def _words(text: str, stream: list[tuple[str, int, int]], phonemizer: Any, sr: int) -> list[dict[str, Any]]:
-    """Spoken words ({pos, start, end}, seconds in the piece) from the timed phoneme stream.
+def _words(text: str, stream: list[tuple[str, int, int]], phonemizer: Any,
+           sr: int) -> list[dict[str, Any]] | None:
+    """Spoken words ({pos, start, end}, seconds in the piece) from the timed phoneme stream; None
+    when they cannot be found in it.
 
     Each written word is phonemised alone; the concatenation is aligned to the stream with a
-    sequence diff, and each sound of the stream belongs to the word its match came from (an
-    unmatched sound to the word before it). A word lasts from its first sound to its last.
+    sequence diff (on base sounds), and each sound of the stream belongs to the word its match
+    came from (an unmatched sound to the word before it). A word lasts from its first sound to
+    its last, with the same spans as the phonemes.
     """
     import difflib
 
@@ -426,22 +440,21 @@ def _words(text: str, stream: list[tuple[str, int, int]], phonemizer: Any, sr: i
             ref.append(symbols[i])
             owner.append(w)
     if not said_idx or not ref:
-        return []
+        return None
     matcher = difflib.SequenceMatcher(None, [said[i] for i in said_idx], ref, autojunk=False)
-    who: list[int | None] = [None] * len(said_idx)
+    who: dict[int, int] = {}  # stream index of a base sound -> word
     for a, b, size in matcher.get_matching_blocks():
         for k in range(size):
-            who[a + k] = owner[b + k]
-    first = next((x for x in who if x is not None), None)
-    if first is None:
-        return []
+            who[said_idx[a + k]] = owner[b + k]
+    if not who:
+        return None
     timed: dict[int, list[int]] = {}
-    current = first
-    for k, match in enumerate(who):
-        if match is not None and match >= current:
+    current = min(who.values())
+    for a, b, start, end in _sounds(stream):
+        match = next((who[i] for i in range(a, b) if i in who), None)
+        if match is not None and match >= current:  # owners only move forward
             current = match
-        i = said_idx[k]
-        times = timed.setdefault(current, [stream[i][1], stream[i][2]])
-        times[0] = min(times[0], stream[i][1])
-        times[1] = max(times[1], stream[i][2])
+        times = timed.setdefault(current, [start, end])
+        times[0] = min(times[0], start)
+        times[1] = max(times[1], end)
     return [{"pos": spans[w], "start": a / sr, "end": b / sr} for w, (a, b) in sorted(timed.items())]

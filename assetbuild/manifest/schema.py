@@ -35,15 +35,39 @@ def _props(fields: list[Field] | tuple[Field, ...]) -> dict[str, Any]:
     return {f.name: f.json_schema() for f in fields}
 
 
-def _settings(kinds: tuple[str, ...]) -> list[Field]:
+def _settings(kinds: tuple[str, ...]) -> dict[str, list[tuple[str, Field]]]:
+    """Setting name -> (backend, field) for each built-in backend of ``kinds`` that declares it."""
     from .. import backends  # the settings the built-in backends declare
 
-    out: dict[str, Field] = {}
+    out: dict[str, list[tuple[str, Field]]] = {}
     for name in backends.BUILTIN:  # only built-ins: the published file must not depend on plugins
         cls = backends.get(name)
         if cls.kinds & set(kinds):
-            out.update({f.name: f for f in cls.settings})
-    return list(out.values())
+            for f in cls.settings:
+                out.setdefault(f.name, []).append((name, f))
+    return out
+
+
+def _setting_props(kinds: tuple[str, ...]) -> dict[str, Any]:
+    """Backend settings as schema properties. Backends that share a name with different meanings
+    (eSpeak's ``rate`` in words per minute, Piper's as a speed factor) get ``anyOf``: the schema
+    cannot know the backend, the validator does."""
+    props: dict[str, Any] = {}
+    for key, owners in _settings(kinds).items():
+        shapes: list[dict[str, Any]] = []
+        docs: list[str] = []
+        for backend, f in owners:
+            shape = {k: v for k, v in f.json_schema().items() if k not in ("description", "default")}
+            if shape not in shapes:
+                shapes.append(shape)
+            docs.append(f"{backend}: {f.doc}")
+        if len(owners) == 1:
+            props[key] = owners[0][1].json_schema()
+        elif len(shapes) == 1:
+            props[key] = {**shapes[0], "description": " | ".join(docs)}
+        else:
+            props[key] = {"anyOf": shapes, "description": " | ".join(docs)}
+    return props
 
 
 def build_schema() -> dict[str, Any]:
@@ -52,8 +76,8 @@ def build_schema() -> dict[str, Any]:
     kinds_defs: dict[str, Any] = {}
     for kind in KINDS:
         # Entry keys come last so they win over a backend setting of the same name (`voice`).
-        fields = list({f.name: f for f in _settings((kind,)) + list(entry_fields(kind).values())}.values())
-        props = _props(fields)
+        fields = list(entry_fields(kind).values())
+        props = _setting_props((kind,)) | _props(fields)
         props["id"]["pattern"] = "^" + ID_PATTERN.pattern + "$"
         props["id"]["not"] = {"enum": sorted(RESERVED_NAMES)}
         props["backend"]["enum"] = sorted(backends.BUILTIN)
@@ -71,7 +95,7 @@ def build_schema() -> dict[str, Any]:
                "properties": {k: v for k, v in kinds_defs[kind]["properties"].items() if k != "id"}}
         for kind in KINDS
     }
-    voice_settings = _props(_settings(("dialogue",)))
+    voice_settings = _setting_props(("dialogue",))
     voice = {
         "type": "object",
         "additionalProperties": False,

@@ -13,11 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import BackendUnavailable
+from ..errors import BackendUnavailable, InvalidRequest
 from .catalog import COMMERCIAL_LICENCES, PIPER_BUNDLED, PIPER_REPO, find, human_size, piper_files
 from .store import ModelMissing, downloads_allowed, hub_cache, is_path, resolve_path
 
 INSTALL = 'pip install "assetbuild[piper]"'
+FIELD = "settings.voice"
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,8 @@ def bundled() -> Voice | None:
 def locate(ref: str, base_dir: str = "") -> Voice:
     """The voice ``ref`` names: a path to a ``.onnx`` (relative to the manifest's folder), the
     bundled voice's name, or a hub voice name (``en_GB-alan-medium``, optionally ``piper:``-prefixed)
-    already pulled. Raises :class:`ModelMissing` (how to get it) or BackendUnavailable."""
+    already pulled. Raises :class:`ModelMissing` (how to get it), InvalidRequest naming
+    ``settings.voice`` (a voice that cannot be: a bad name, a missing file) or BackendUnavailable."""
     if is_path(ref) or ref.endswith(".onnx"):
         return _file(ref, base_dir)
     name = ref[len("piper:"):] if ref.startswith("piper:") else ref
@@ -53,8 +55,8 @@ def locate(ref: str, base_dir: str = "") -> Voice:
             return voice
     files = piper_files(name)
     if files is None:
-        raise BackendUnavailable(f"'{ref}' is neither a Piper voice name (like {PIPER_BUNDLED}: "
-                                 "language_REGION-name-quality) nor a path to a .onnx voice file")
+        raise InvalidRequest(FIELD, f"'{ref}' is neither a Piper voice name (like {PIPER_BUNDLED}: "
+                             "language_REGION-name-quality) nor a path to a .onnx voice file")
     found = _cached(files)
     if found is None and downloads_allowed():
         pull(name)
@@ -73,15 +75,17 @@ def locate(ref: str, base_dir: str = "") -> Voice:
 def _file(ref: str, base_dir: str) -> Voice:
     model = resolve_path(ref, base_dir)
     if model.suffix != ".onnx":
-        raise BackendUnavailable(f"voice {ref}: a Piper voice file ends in .onnx")
+        raise InvalidRequest(FIELD, f"voice {ref}: a Piper voice file ends in .onnx")
     if not model.is_file():
-        raise ModelMissing(f"voice file {ref} does not exist")
+        raise InvalidRequest(FIELD, f"voice file {ref} does not exist")
     config = model.with_name(model.name + ".json")
     if not config.is_file():
-        raise ModelMissing(f"voice {ref} has no config beside it: {config.name} (Piper voices come as "
-                           "NAME.onnx with NAME.onnx.json)")
+        raise InvalidRequest(FIELD, f"voice {ref} has no config beside it: {config.name} (Piper voices come as "
+                             "NAME.onnx with NAME.onnx.json)")
+    # A model card speaks for the voice only in a folder of one voice, as the hub lays them out.
     card = model.parent / "MODEL_CARD"
-    return Voice(model.stem, model, config, card if card.is_file() else None, "file")
+    alone = [p.name for p in model.parent.glob("*.onnx")] == [model.name]
+    return Voice(model.stem, model, config, card if alone and card.is_file() else None, "file")
 
 
 def _cached(files: tuple[str, str, str]) -> tuple[Path, Path, Path | None] | None:
@@ -117,7 +121,7 @@ def pull(name: str, progress: bool = True) -> Path:
         raise BackendUnavailable(f"'{name}' is not a Piper voice name (like {PIPER_BUNDLED})")
     try:
         from huggingface_hub import hf_hub_download
-        from huggingface_hub.errors import EntryNotFoundError
+        from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError
     except ImportError:
         raise BackendUnavailable(f"pulling Piper voices needs huggingface_hub: {INSTALL}") from None
     if not progress:
@@ -130,6 +134,8 @@ def pull(name: str, progress: bool = True) -> Path:
     for i, f in enumerate(files):
         try:
             paths.append(Path(hf_hub_download(PIPER_REPO, f, cache_dir=hub_cache())))
+        except LocalEntryNotFoundError:  # a subclass of EntryNotFoundError: offline, not missing
+            raise RuntimeError("the Hugging Face Hub cannot be reached (offline, or HF_HUB_OFFLINE is set)") from None
         except EntryNotFoundError:
             if i == 2:  # a voice without a model card: its licence stays unknown
                 break

@@ -36,6 +36,9 @@ class Piece:
     # to_display[i]: display index of spoken character i; one extra entry for the end.
     to_display: tuple[int, ...]
     pause_after: float = 0.0
+    # The line was cut after this piece for length (``pause_after`` is SENTENCE_GAP), not at a
+    # [pause] marker: a backend with its own pause between sentences may use that instead.
+    cut: bool = False
 
 
 @dataclass(frozen=True)
@@ -103,8 +106,8 @@ def prepare(text: str, *, ssml: bool = False, lexicon: dict[str, dict[str, str]]
             spoken = display[s:e]
             to_display = list(range(s, e + 1))
             spoken, to_display = _apply_lexicon(spoken, to_display, lexicon, phonemes)
-            gap = pause if i == len(parts) - 1 else SENTENCE_GAP
-            pieces.append(Piece(spoken, tuple(to_display), gap))
+            cut = i < len(parts) - 1
+            pieces.append(Piece(spoken, tuple(to_display), SENTENCE_GAP if cut else pause, cut))
     if pieces:  # no silence after the last piece: the line ends there
         pieces[-1] = Piece(pieces[-1].spoken, pieces[-1].to_display, 0.0)
     pieces = [p for p in pieces if p.spoken.strip()]
