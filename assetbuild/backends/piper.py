@@ -131,6 +131,7 @@ class PiperBackend(BaseBackend):
         self._loaded: dict[str, _Loaded] = {}
         self._lock = threading.Lock()
         self._hashes: dict[tuple[str, int, int], str] = {}
+        self._ready = False
 
     # -- protocol ----------------------------------------------------------------------------
     def availability(self) -> str | None:
@@ -168,9 +169,12 @@ class PiperBackend(BaseBackend):
             return {"name": "unknown", "commercial": False, "model": (request.settings or {}).get("voice")}
 
     def load(self) -> None:
+        if self._ready:  # asked per batch; the packages do not come and go within a process
+            return
         reason = self.availability()
         if reason:
             raise BackendUnavailable(reason)
+        self._ready = True
 
     def unload(self) -> None:
         with self._lock:

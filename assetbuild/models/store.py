@@ -249,28 +249,24 @@ def status_rows() -> list[dict[str, Any]]:
 
     rows = []
     for info in KNOWN.values():
-        row = {"name": info.name, "repo": info.repo, "backend": info.backend, "size": info.size,
+        here = {impl: present(info, impl) for impl in info.implementations}
+        row: dict[str, Any] = {"name": info.name, "repo": info.repo, "backend": info.backend, "size": info.size,
                "size_text": human_size(info.size), "licence": info.licence, "commercial": info.commercial,
-               "present": {impl: present(info, impl) for impl in info.implementations},
-               "requires": list(info.requires), "note": info.note}
+               "present": here, "requires": list(info.requires), "note": info.note}
         if info.backend == "piper":
-            row.update(_voice_row(info))
+            row.update(_voice_terms(info, here["piper"]))
         rows.append(row)
     return rows
 
 
-def _voice_row(info: ModelInfo) -> dict[str, Any]:
-    """A Piper voice's presence, and its licence as its model card gives it once it is here."""
+def _voice_terms(info: ModelInfo, here: bool) -> dict[str, Any]:
+    """A Piper voice's licence as its model card gives it, once the voice is here."""
     from . import voices
 
-    name = info.name.removeprefix("piper:")
-    row: dict[str, Any] = {"present": {"piper": voices.present(name)}}
-    if row["present"]["piper"]:
-        try:
-            terms = voices.licence(voices.locate(name))
-        except BackendUnavailable:
-            return row
-        row.update(licence=terms["name"], commercial=terms["commercial"])
-    else:
-        row["note"] = (info.note + "; " if info.note else "") + "licence read from its MODEL_CARD once pulled"
-    return row
+    if not here:
+        return {"note": (info.note + "; " if info.note else "") + "licence read from its MODEL_CARD once pulled"}
+    try:
+        terms = voices.licence(voices.locate(info.name.removeprefix("piper:")))
+    except BackendUnavailable:
+        return {}
+    return {"licence": terms["name"], "commercial": terms["commercial"]}
